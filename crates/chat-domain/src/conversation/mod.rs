@@ -1,0 +1,10 @@
+//! Conversations (DM, group, channel, document chat), their members and roles, and read
+//! watermarks.
+
+mod model;
+mod ports;
+mod service;
+
+pub use model::*;
+pub use ports::*;
+pub use service::{ConversationService, ConversationSummary, CreateConversation, ReadTarget, UnreadCounts, DEFAULT_MAX_PARTICIPANTS};

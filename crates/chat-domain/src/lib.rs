@@ -1,0 +1,181 @@
+//! # chat-domain
+//!
+//! The pure core of SecureRealTime Chat: users, workspaces, conversations of four kinds,
+//! members and roles, messages with a gap-free per-conversation `seq`, threads, reactions, read
+//! watermarks, unread counts and presence — and the permission policy that guards them.
+//!
+//! **Layer.** Innermost. It depends on no database, web, Redis or crypto crate (CI proves it
+//! with `cargo tree`). Everything outside is reached through *ports*: traits named for their
+//! role ([`message::MessageRepository`], [`cipher::ContentCipher`], [`event::EventPublisher`],
+//! [`clock::Clock`] …), implemented by adapter crates (`chat-postgres`, `chat-sqlite`,
+//! `chat-crypto`) and by delivery (`chat-http`).
+//!
+//! **Where to start reading.** [`Chat::new`] wires every service from a [`Ports`] bundle.
+//! A message goes [`message::MessageService::send`] → [`access::Access::view`] (policy) →
+//! [`message::MessageCodec::seal`] (encryption at rest) → [`message::MessageRepository::insert_message`]
+//! (atomic `seq`) → [`event::EventPublisher::publish`] (fan-out).
+//!
+//! **Embedding.** Another Rust service can use the domain without our HTTP layer by supplying
+//! its own adapters (or `chat-sqlite` / `chat-postgres` / `chat-crypto`):
+//!
+//! ```
+//! use std::sync::Arc;
+//! use chat_domain::{Chat, Limits, Ports};
+//! use chat_domain::conversation::{ConversationType, CreateConversation};
+//! use chat_domain::message::SendMessage;
+//!
+//! async fn post_hello(ports: Ports, alice: chat_domain::ids::UserId, workspace: chat_domain::ids::WorkspaceId)
+//!     -> Result<(), chat_domain::error::DomainError>
+//! {
+//!     let chat = Chat::new(ports, Limits::default());
+//!     let channel = chat
+//!         .conversations
+//!         .create(alice, CreateConversation {
+//!             kind: ConversationType::Channel,
+//!             workspace_id: workspace,
+//!             name: Some("general".into()),
+//!             description: None,
+//!             icon: None,
+//!             member_ids: vec![],
+//!             document_id: None,
+//!             is_encrypted: false,
+//!             max_participants: None,
+//!         })
+//!         .await?
+//!         .into_inner();
+//!     let sent = chat
+//!         .messages
+//!         .send(alice, channel.id, SendMessage {
+//!             content: "hello".into(),
+//!             kind: None,
+//!             reply_to_id: None,
+//!             client_msg_id: Some("c-1".into()),
+//!         })
+//!         .await?;
+//!     assert_eq!(sent.message().seq, 1);
+//!     Ok(())
+//! }
+//! # let _ = post_hello;
+//! ```
+
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+
+pub mod access;
+pub mod cipher;
+pub mod clock;
+pub mod conversation;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod message;
+pub mod presence;
+pub mod reaction;
+pub mod text;
+pub mod user;
+pub mod workspace;
+
+/// Limits the services enforce (from `MAX_MESSAGE_LENGTH` and `MAX_PARTICIPANTS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest plain-text message, in characters (default 4000).
+    pub max_message_chars: usize,
+    /// Largest `maxParticipants` a conversation may have (default 10,000).
+    pub max_participants: u32,
+    /// Refresh-token lifetime (default 30 days).
+    pub refresh_token_ttl: chrono::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_message_chars: 4000, max_participants: 10_000, refresh_token_ttl: chrono::Duration::days(30) }
+    }
+}
+
+/// Every port the services need, as shared trait objects.
+#[derive(Clone)]
+#[allow(missing_debug_implementations)]
+pub struct Ports {
+    /// Accounts.
+    pub users: Arc<dyn user::UserRepository>,
+    /// Refresh tokens.
+    pub sessions: Arc<dyn user::SessionRepository>,
+    /// Workspaces.
+    pub workspaces: Arc<dyn workspace::WorkspaceRepository>,
+    /// Conversations.
+    pub conversations: Arc<dyn conversation::ConversationRepository>,
+    /// Messages.
+    pub messages: Arc<dyn message::MessageRepository>,
+    /// Presence.
+    pub presence: Arc<dyn presence::PresenceRepository>,
+    /// Encryption at rest.
+    pub cipher: Arc<dyn cipher::ContentCipher>,
+    /// Plain-text sanitiser.
+    pub sanitizer: Arc<dyn cipher::ContentSanitizer>,
+    /// Password hashing.
+    pub hasher: Arc<dyn user::PasswordHasher>,
+    /// Tokens.
+    pub tokens: Arc<dyn user::TokenIssuer>,
+    /// Event fan-out.
+    pub events: Arc<dyn event::EventPublisher>,
+    /// Time.
+    pub clock: Arc<dyn clock::Clock>,
+}
+
+/// All use cases, wired.
+#[derive(Clone, Debug)]
+pub struct Chat {
+    /// Register, login, refresh, authenticate.
+    pub auth: user::AuthService,
+    /// Workspaces and their members.
+    pub workspaces: workspace::WorkspaceService,
+    /// Conversations, members, read state.
+    pub conversations: conversation::ConversationService,
+    /// Messages, threads, reactions.
+    pub messages: message::MessageService,
+    /// Presence.
+    pub presence: presence::PresenceService,
+}
+
+impl Chat {
+    /// Builds every service on the given ports.
+    #[must_use]
+    pub fn new(ports: Ports, limits: Limits) -> Self {
+        let access = access::Access::new(ports.workspaces.clone(), ports.conversations.clone());
+        let codec = message::MessageCodec::new(ports.cipher.clone());
+        let conversations = conversation::ConversationService::new(
+            access.clone(),
+            ports.conversations.clone(),
+            ports.messages.clone(),
+            ports.workspaces.clone(),
+            codec.clone(),
+            ports.events.clone(),
+            ports.clock.clone(),
+            limits,
+        );
+        Self {
+            auth: user::AuthService::new(
+                ports.users.clone(),
+                ports.sessions,
+                ports.hasher,
+                ports.tokens,
+                ports.clock.clone(),
+                limits.refresh_token_ttl,
+            ),
+            workspaces: workspace::WorkspaceService::new(ports.workspaces.clone(), ports.users, ports.clock.clone()),
+            messages: message::MessageService::new(
+                access,
+                ports.messages,
+                conversations.clone(),
+                codec,
+                ports.sanitizer,
+                ports.events.clone(),
+                ports.clock.clone(),
+                limits,
+            ),
+            conversations,
+            presence: presence::PresenceService::new(ports.presence, ports.workspaces, ports.events, ports.clock),
+        }
+    }
+}

@@ -1,0 +1,87 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::model::{MessagePage, NewMessage, StoredMessage};
+use crate::cipher::Sealed;
+use crate::error::RepoError;
+use crate::ids::{ConversationId, MessageId, UserId};
+
+/// What inserting a message did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// Stored with the next `seq`.
+    Inserted(StoredMessage),
+    /// The sender already sent this `clientMsgId` here: the original message.
+    Duplicate(StoredMessage),
+    /// The conversation was archived (or removed) before the insert committed.
+    Archived,
+}
+
+/// Messages, threads and reactions.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait MessageRepository: Send + Sync {
+    /// In one transaction: takes the conversation's next `seq` (no gaps, no duplicates under
+    /// any concurrency, because the counter row is locked until commit), inserts the message,
+    /// bumps the thread root's `reply_count`, and moves the sender's watermark to the new
+    /// `seq`. A `(conversation, sender, clientMsgId)` that exists yields `Duplicate` with the
+    /// original and consumes no `seq`.
+    ///
+    /// # Errors
+    /// [`RepoError`] on storage failure.
+    async fn insert_message(&self, message: &NewMessage) -> Result<InsertOutcome, RepoError>;
+
+    /// A message by id.
+    ///
+    /// # Errors
+    /// [`RepoError`] on storage failure.
+    async fn find_message(&self, id: MessageId) -> Result<Option<StoredMessage>, RepoError>;
+
+    /// The message a sender sent with `client_msg_id` in a conversation.
+    ///
+    /// # Errors
+    /// [`RepoError`] on storage failure.
+    async fn find_by_client_msg_id(
+        &self,
+        conversation: ConversationId,
+        sender: UserId,
+        client_msg_id: &str,
+    ) -> Result<Option<StoredMessage>, RepoError>;
+
+    /// A page of history with reactions (a fixed number of queries).
+    ///
+    /// # Errors
+    /// [`RepoError`] on storage failure.
+    async fn list_messages(&self, conversation: ConversationId, page: &MessagePage) -> Result<Vec<StoredMessage>, RepoError>;
+
+    /// A thread: the root, then replies with `seq > after` in seq order, at most `limit` replies.
+    ///
+    /// # Errors
+    /// [`RepoError`] on storage failure.
+    async fn list_thread(&self, root: MessageId, after: i64, limit: u32) -> Result<Vec<StoredMessage>, RepoError>;
+
+    /// Replaces the content of a message that is not deleted; `None` otherwise.
+    ///
+    /// # Errors
+    /// [`RepoError`] on storage failure.
+    async fn edit_message(&self, id: MessageId, content: &Sealed, at: DateTime<Utc>) -> Result<Option<StoredMessage>, RepoError>;
+
+    /// Soft-deletes: drops the content, sets `deleted_at` (keeping an earlier one), keeps the
+    /// row and its `seq`. `None` when there is no such message.
+    ///
+    /// # Errors
+    /// [`RepoError`] on storage failure.
+    async fn delete_message(&self, id: MessageId, at: DateTime<Utc>) -> Result<Option<StoredMessage>, RepoError>;
+
+    /// Adds `user`'s `emoji` reaction, or removes it when present; returns the message after.
+    ///
+    /// # Errors
+    /// [`RepoError`] on storage failure.
+    async fn toggle_reaction(
+        &self,
+        message: MessageId,
+        user: UserId,
+        emoji: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<StoredMessage>, RepoError>;
+}
