@@ -113,7 +113,11 @@ impl Access {
     ///
     /// # Errors
     /// `NotFound` when the caller is not a member of the workspace.
-    pub async fn workspace_role(&self, actor: UserId, workspace: crate::ids::WorkspaceId) -> DomainResult<WorkspaceRole> {
+    pub async fn workspace_role(
+        &self,
+        actor: UserId,
+        workspace: crate::ids::WorkspaceId,
+    ) -> DomainResult<WorkspaceRole> {
         self.workspaces.member_role(workspace, actor).await?.ok_or(DomainError::NotFound)
     }
 
@@ -125,13 +129,152 @@ impl Access {
     /// DM/GROUP they are not a member of.
     pub async fn view(&self, actor: UserId, id: ConversationId) -> DomainResult<View> {
         let conversation = self.conversations.find_conversation(id).await?.ok_or(DomainError::NotFound)?;
-        let workspace_role = self
-            .workspaces
-            .member_role(conversation.workspace_id, actor)
-            .await?
-            .ok_or(DomainError::NotFound)?;
+        let workspace_role =
+            self.workspaces.member_role(conversation.workspace_id, actor).await?.ok_or(DomainError::NotFound)?;
         let member = self.conversations.find_member(id, actor).await?;
         let view = View { conversation, workspace_role, member };
         if view.member.is_some() || view.may_self_join() { Ok(view) } else { Err(DomainError::NotFound) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversation::ConversationRole::{Admin, Member as Plain, Moderator};
+    use crate::ids::WorkspaceId;
+    use crate::tests::{Scene, conversation, member};
+
+    const ALL_KINDS: [ConversationType; 4] =
+        [ConversationType::Dm, ConversationType::Group, ConversationType::Channel, ConversationType::Document];
+
+    #[tokio::test]
+    async fn a_missing_conversation_is_not_found() {
+        let scene = Scene::new();
+        let alice = scene.alice.id;
+        let result = scene.build().chat.conversations.get(alice, ConversationId::generate()).await;
+        assert!(matches!(result, Err(DomainError::NotFound)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn someone_outside_the_workspace_gets_not_found_for_any_conversation() {
+        for kind in ALL_KINDS {
+            let mut scene = Scene::new();
+            let (alice, outsider) = (scene.alice.clone(), scene.outsider.clone());
+            // Even a membership row left behind does not let a non-member of the workspace in.
+            let c = scene.conversation(kind, &[(&alice, Admin), (&outsider, Plain)]);
+            let result = scene.build().chat.conversations.get(outsider.id, c.id).await;
+            assert!(matches!(result, Err(DomainError::NotFound)), "{kind:?}: {result:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_workspace_member_outside_a_group_or_dm_gets_not_found() {
+        for kind in [ConversationType::Group, ConversationType::Dm] {
+            let mut scene = Scene::new();
+            let (alice, bob, carol) = (scene.alice.clone(), scene.bob.clone(), scene.carol.id);
+            let c = scene.conversation(kind, &[(&alice, Admin), (&bob, Admin)]);
+            let result = scene.build().chat.conversations.get(carol, c.id).await;
+            assert!(matches!(result, Err(DomainError::NotFound)), "{kind:?}: {result:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_member_of_a_group_reads_it_with_their_role() {
+        let mut scene = Scene::new();
+        let (alice, bob) = (scene.alice.clone(), scene.bob.clone());
+        let c = scene.conversation(ConversationType::Group, &[(&alice, Admin), (&bob, Moderator)]);
+        let view = scene.build().chat.conversations.get(bob.id, c.id).await.unwrap();
+        assert_eq!(view.conversation, c);
+        assert_eq!(view.role(), Some(Moderator));
+        assert_eq!(view.workspace_role, WorkspaceRole::Member);
+    }
+
+    #[tokio::test]
+    async fn a_workspace_member_reads_a_channel_or_document_without_joining() {
+        for kind in [ConversationType::Channel, ConversationType::Document] {
+            let mut scene = Scene::new();
+            let (alice, carol) = (scene.alice.clone(), scene.carol.id);
+            let c = scene.conversation(kind, &[(&alice, Admin)]);
+            let view = scene.build().chat.conversations.get(carol, c.id).await.unwrap();
+            assert_eq!(view.conversation.id, c.id);
+            assert!(view.member.is_none(), "{kind:?}: reading does not join");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_guest_cannot_read_an_open_conversation_they_are_not_in() {
+        for kind in [ConversationType::Channel, ConversationType::Document] {
+            let mut scene = Scene::new();
+            let (alice, guest) = (scene.alice.clone(), scene.guest.id);
+            let c = scene.conversation(kind, &[(&alice, Admin)]);
+            let result = scene.build().chat.conversations.get(guest, c.id).await;
+            assert!(matches!(result, Err(DomainError::NotFound)), "{kind:?}: {result:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_guest_reads_a_channel_they_were_added_to() {
+        let mut scene = Scene::new();
+        let (alice, guest) = (scene.alice.clone(), scene.guest.clone());
+        let c = scene.conversation(ConversationType::Channel, &[(&alice, Admin), (&guest, Plain)]);
+        let view = scene.build().chat.conversations.get(guest.id, c.id).await.unwrap();
+        assert_eq!(view.workspace_role, WorkspaceRole::Guest);
+        assert_eq!(view.role(), Some(Plain));
+    }
+
+    fn view(kind: ConversationType, workspace_role: WorkspaceRole, role: Option<ConversationRole>) -> View {
+        let conversation = conversation(kind, WorkspaceId::generate(), UserId::generate());
+        let member = role.map(|r| member(&conversation, UserId::generate(), r));
+        View { conversation, workspace_role, member }
+    }
+
+    #[test]
+    fn only_admins_administer_and_only_admins_and_moderators_moderate() {
+        let of = |role| view(ConversationType::Group, WorkspaceRole::Member, role);
+        assert!(of(Some(Admin)).is_admin() && of(Some(Admin)).moderates());
+        assert!(!of(Some(Moderator)).is_admin() && of(Some(Moderator)).moderates());
+        assert!(!of(Some(Plain)).is_admin() && !of(Some(Plain)).moderates());
+        // A workspace owner has no say inside a conversation they are not a member of.
+        let owner = view(ConversationType::Channel, WorkspaceRole::Owner, None);
+        assert!(!owner.is_admin() && !owner.moderates());
+    }
+
+    #[test]
+    fn a_non_member_may_post_only_in_a_document_chat_and_joins_by_doing_so() {
+        let channel = view(ConversationType::Channel, WorkspaceRole::Member, None);
+        assert!(!channel.may_post() && !channel.joins_by_posting());
+        assert!(matches!(channel.ensure_may_post(), Err(DomainError::Forbidden(_))));
+        let document = view(ConversationType::Document, WorkspaceRole::Member, None);
+        assert!(document.may_post() && document.joins_by_posting());
+        let guest = view(ConversationType::Document, WorkspaceRole::Guest, None);
+        assert!(!guest.may_post());
+        let member = view(ConversationType::Document, WorkspaceRole::Member, Some(Plain));
+        assert!(member.may_post() && !member.joins_by_posting());
+    }
+
+    #[test]
+    fn only_non_guests_self_join_and_only_open_conversations() {
+        assert!(view(ConversationType::Channel, WorkspaceRole::Member, None).may_self_join());
+        assert!(view(ConversationType::Document, WorkspaceRole::Member, None).may_self_join());
+        assert!(!view(ConversationType::Channel, WorkspaceRole::Guest, None).may_self_join());
+        assert!(!view(ConversationType::Group, WorkspaceRole::Owner, None).may_self_join());
+        assert!(!view(ConversationType::Dm, WorkspaceRole::Owner, None).may_self_join());
+    }
+
+    #[test]
+    fn an_archived_conversation_is_not_writable() {
+        let mut archived = view(ConversationType::Group, WorkspaceRole::Member, Some(Admin));
+        assert!(archived.ensure_writable().is_ok());
+        archived.conversation.archived_at = Some(crate::tests::now());
+        assert!(matches!(archived.ensure_writable(), Err(DomainError::Conflict(_))));
+    }
+
+    #[test]
+    fn ensure_member_is_forbidden_for_a_reader_who_has_not_joined() {
+        assert!(matches!(
+            view(ConversationType::Channel, WorkspaceRole::Member, None).ensure_member(),
+            Err(DomainError::Forbidden(_))
+        ));
+        assert!(view(ConversationType::Channel, WorkspaceRole::Member, Some(Plain)).ensure_member().is_ok());
     }
 }

@@ -179,3 +179,6 @@ impl Chat {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,204 @@
-//! placeholder
+//! # chat-http
+//!
+//! The delivery layer: SecureRealTime Chat's REST API on actix-web (the WebSocket gateway
+//! joins it here). Handlers parse wire types from `chat-protocol`, call one `chat-domain`
+//! service, and map the result — including every error, in [`error`] — onto SPEC.md's shapes
+//! and codes. No business rule lives here.
+//!
+//! **Layer.** Outer: depends on the domain and the protocol crate, never on a store or a
+//! crypto adapter (those arrive as trait objects inside [`chat_domain::Chat`]).
+//!
+//! **Where to start reading.** [`app`] assembles middleware and routes; [`routes`] holds one
+//! module per resource; [`auth::Caller`] is the bearer-token extractor.
+
+#![forbid(unsafe_code)]
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::{App, HttpResponse, HttpServer, web};
+use async_trait::async_trait;
+use chat_domain::Chat;
+use utoipa::OpenApi;
+use utoipa_actix_web::{AppExt, UtoipaApp};
+
+pub mod auth;
+mod convert;
+pub mod error;
+pub mod events;
+pub mod request_id;
+mod routes;
+pub mod sanitize;
+
+/// Whether the service's dependencies answer (for `/readyz`).
+#[async_trait]
+pub trait Readiness: Send + Sync {
+    /// `true` when the store (and later Redis) answers.
+    async fn ready(&self) -> bool;
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+#[allow(missing_debug_implementations)]
+pub struct AppState {
+    /// The domain services.
+    pub chat: Chat,
+    /// Readiness probe.
+    pub readiness: Arc<dyn Readiness>,
+}
+
+/// HTTP-level settings.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// Largest JSON body accepted, in bytes (checked before reading it).
+    pub json_limit: usize,
+    /// Worker threads (0 = one per core).
+    pub workers: usize,
+    /// How long in-flight requests get to finish on shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        // A 64 KiB E2E envelope, JSON-escaped inside a JSON string, fits in 160 KiB.
+        Self { json_limit: 160 * 1024, workers: 0, shutdown_timeout: Duration::from_secs(10) }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "SecureRealTime Chat API", description = "See docs/api.md; errors are {\"error\": {code, message, requestId}}."),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// Every route, registered once: the router and the OpenAPI document come from this list.
+fn with_routes<T>(app: UtoipaApp<T>) -> UtoipaApp<T>
+where
+    T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
+{
+    use routes::{auth, conversations, health, messages, presence, workspaces};
+    app.service(health::healthz)
+        .service(health::readyz)
+        .service(auth::register)
+        .service(auth::login)
+        .service(auth::refresh)
+        .service(auth::me)
+        .service(workspaces::create)
+        .service(workspaces::list)
+        .service(workspaces::get)
+        .service(workspaces::add_member)
+        .service(workspaces::members)
+        .service(workspaces::remove_member)
+        .service(conversations::create)
+        .service(conversations::list)
+        .service(conversations::get)
+        .service(conversations::update)
+        .service(conversations::archive)
+        .service(conversations::members)
+        .service(conversations::add_member)
+        .service(conversations::add_participant)
+        .service(conversations::remove_member)
+        .service(conversations::set_role)
+        .service(conversations::mark_read)
+        .service(conversations::unread_count)
+        .service(messages::send)
+        .service(messages::list)
+        .service(messages::edit_put)
+        .service(messages::edit_patch)
+        .service(messages::remove)
+        .service(messages::react)
+        .service(presence::set)
+        .service(presence::list)
+}
+
+/// The OpenAPI document, generated from the registered routes.
+#[must_use]
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    with_routes(App::new().into_utoipa_app().openapi(ApiDoc::openapi())).split_for_parts().1
+}
+
+async fn not_found() -> HttpResponse {
+    error::error_response(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+/// The application: middleware, body limits, error shapes, routes and `/openapi.json`.
+/// `json_limit` caps request bodies (see [`HttpSettings::json_limit`]).
+pub fn app(
+    state: web::Data<AppState>,
+    json_limit: usize,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let (app, doc) = with_routes(App::new().into_utoipa_app().openapi(ApiDoc::openapi())).split_for_parts();
+    let doc = web::Data::new(doc);
+    app.app_data(state)
+        .app_data(web::JsonConfig::default().limit(json_limit).error_handler(error::json_error))
+        .app_data(web::PayloadConfig::default().limit(json_limit))
+        .app_data(web::QueryConfig::default().error_handler(error::query_error))
+        .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .route(
+            "/openapi.json",
+            web::get().to(move || {
+                let doc = doc.clone();
+                async move { HttpResponse::Ok().json(doc.as_ref()) }
+            }),
+        )
+        .default_service(web::to(not_found))
+        .wrap(
+            DefaultHeaders::new()
+                .add(("X-Content-Type-Options", "nosniff"))
+                .add(("Cache-Control", "no-store"))
+                .add(("Referrer-Policy", "no-referrer")),
+        )
+        .wrap(from_fn(request_id::middleware))
+}
+
+/// Binds the application to `listener` and returns the running server (not yet awaited).
+///
+/// # Errors
+/// When the listener cannot be used.
+pub fn serve(
+    state: AppState,
+    listener: TcpListener,
+    settings: HttpSettings,
+) -> std::io::Result<actix_web::dev::Server> {
+    let state = web::Data::new(state);
+    let workers = if settings.workers == 0 {
+        std::thread::available_parallelism().map_or(2, usize::from)
+    } else {
+        settings.workers
+    };
+    let shutdown = settings.shutdown_timeout.as_secs();
+    let json_limit = settings.json_limit;
+    let server = HttpServer::new(move || app(state.clone(), json_limit))
+        .workers(workers)
+        .shutdown_timeout(shutdown)
+        .listen(listener)?
+        .run();
+    Ok(server)
+}

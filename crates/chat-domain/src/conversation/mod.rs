@@ -7,4 +7,9 @@ mod service;
 
 pub use model::*;
 pub use ports::*;
-pub use service::{ConversationService, ConversationSummary, CreateConversation, ReadTarget, UnreadCounts, DEFAULT_MAX_PARTICIPANTS};
+pub use service::{
+    ConversationService, ConversationSummary, CreateConversation, DEFAULT_MAX_PARTICIPANTS, ReadTarget, UnreadCounts,
+};
+
+#[cfg(test)]
+mod tests;

@@ -90,7 +90,11 @@ pub trait ConversationRepository: Send + Sync {
     ///
     /// # Errors
     /// [`RepoError`] on storage failure.
-    async fn archive_conversation(&self, id: ConversationId, at: DateTime<Utc>) -> Result<Option<Conversation>, RepoError>;
+    async fn archive_conversation(
+        &self,
+        id: ConversationId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Conversation>, RepoError>;
 
     /// Adds a member unless the conversation already has `max_participants` members, checked
     /// atomically with the insert.
@@ -134,5 +138,9 @@ pub trait ConversationRepository: Send + Sync {
     ///
     /// # Errors
     /// [`RepoError`] on storage failure.
-    async fn unread_counts(&self, workspace: WorkspaceId, user: UserId) -> Result<Vec<(ConversationId, i64)>, RepoError>;
+    async fn unread_counts(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+    ) -> Result<Vec<(ConversationId, i64)>, RepoError>;
 }

@@ -4,6 +4,7 @@ use super::model::{
     Conversation, ConversationPatch, ConversationRole, ConversationType, Created, Member, NewConversation,
 };
 use super::ports::{AddMemberError, ConversationListing, ConversationRepository};
+use crate::Limits;
 use crate::access::{Access, View};
 use crate::clock::Clock;
 use crate::error::{DomainError, DomainResult};
@@ -12,7 +13,6 @@ use crate::ids::{ConversationId, MessageId, UserId, WorkspaceId};
 use crate::message::{Message, MessageCodec, MessageRepository};
 use crate::text::char_len;
 use crate::workspace::{Name, WorkspaceRepository, WorkspaceRole};
-use crate::Limits;
 
 /// Default member cap of a new conversation.
 pub const DEFAULT_MAX_PARTICIPANTS: u32 = 100;
@@ -97,7 +97,8 @@ impl std::fmt::Debug for ConversationService {
 
 fn optional_text(field: &'static str, raw: Option<&str>, max: usize) -> DomainResult<Option<String>> {
     let Some(raw) = raw else { return Ok(None) };
-    let text: String = raw.chars().filter(|&c| !crate::text::is_bidi_control(c) && (c == '\n' || !c.is_control())).collect();
+    let text: String =
+        raw.chars().filter(|&c| !crate::text::is_bidi_control(c) && (c == '\n' || !c.is_control())).collect();
     let text = text.trim();
     if char_len(text) > max {
         return Err(DomainError::invalid(field, format!("must be at most {max} characters")));
@@ -174,7 +175,10 @@ impl ConversationService {
             ConversationType::Document => {
                 let doc = req.document_id.as_deref().map(str::trim).unwrap_or_default();
                 if doc.is_empty() || char_len(doc) > MAX_DOCUMENT_ID_CHARS || doc.chars().any(char::is_control) {
-                    return Err(DomainError::invalid("documentId", "a DOCUMENT chat needs a documentId of 1 to 256 characters"));
+                    return Err(DomainError::invalid(
+                        "documentId",
+                        "a DOCUMENT chat needs a documentId of 1 to 256 characters",
+                    ));
                 }
                 (Some(format!("doc:{doc}")), Some(doc.to_owned()))
             }
@@ -213,16 +217,17 @@ impl ConversationService {
         };
         let mut members = vec![member(actor, ConversationRole::Admin)];
         // In a DM both people are equals.
-        let other_role = if req.kind == ConversationType::Dm { ConversationRole::Admin } else { ConversationRole::Member };
+        let other_role =
+            if req.kind == ConversationType::Dm { ConversationRole::Admin } else { ConversationRole::Member };
         members.extend(others.iter().map(|&id| member(id, other_role)));
         let member_ids = members.iter().map(|m| m.user_id).collect();
-        let created = self
-            .conversations
-            .create_conversation(&NewConversation { conversation, unique_key, members })
-            .await?;
+        let created =
+            self.conversations.create_conversation(&NewConversation { conversation, unique_key, members }).await?;
         if let Created::New(conversation) = &created {
             tracing::info!(conversation = %conversation.id, kind = conversation.kind.as_str(), "conversation created");
-            self.events.publish(DomainEvent::ConversationCreated { conversation: conversation.clone(), member_ids }).await;
+            self.events
+                .publish(DomainEvent::ConversationCreated { conversation: conversation.clone(), member_ids })
+                .await;
         }
         Ok(created)
     }
@@ -327,11 +332,8 @@ impl ConversationService {
         if patch.is_empty() {
             return Ok(view.conversation);
         }
-        let conversation = self
-            .conversations
-            .update_conversation(id, &patch, self.clock.now())
-            .await?
-            .ok_or(DomainError::NotFound)?;
+        let conversation =
+            self.conversations.update_conversation(id, &patch, self.clock.now()).await?.ok_or(DomainError::NotFound)?;
         self.events
             .publish(DomainEvent::ConversationUpdated {
                 conversation: conversation.clone(),
@@ -354,11 +356,8 @@ impl ConversationService {
         if view.conversation.archived_at.is_some() {
             return Ok(view.conversation);
         }
-        let conversation = self
-            .conversations
-            .archive_conversation(id, self.clock.now())
-            .await?
-            .ok_or(DomainError::NotFound)?;
+        let conversation =
+            self.conversations.archive_conversation(id, self.clock.now()).await?.ok_or(DomainError::NotFound)?;
         tracing::info!(target: "audit", actor = %actor, conversation = %id, "conversation archived");
         if let Some(at) = conversation.archived_at {
             self.events
@@ -401,10 +400,7 @@ impl ConversationService {
         if !allowed {
             return Err(DomainError::Forbidden("not allowed to add this member"));
         }
-        self.workspaces
-            .member_role(view.conversation.workspace_id, target)
-            .await?
-            .ok_or(DomainError::NotFound)?;
+        self.workspaces.member_role(view.conversation.workspace_id, target).await?.ok_or(DomainError::NotFound)?;
         let member = self.join(&view.conversation, target, role).await?;
         tracing::info!(target: "audit", actor = %actor, conversation = %id, user = %target, role = role.as_str(), "conversation member added");
         Ok(member)
@@ -412,7 +408,12 @@ impl ConversationService {
 
     /// Inserts a membership and announces it: `conversation:new` to the newcomer,
     /// `member:joined` to the others.
-    pub(crate) async fn join(&self, conversation: &Conversation, user: UserId, role: ConversationRole) -> DomainResult<Member> {
+    pub(crate) async fn join(
+        &self,
+        conversation: &Conversation,
+        user: UserId,
+        role: ConversationRole,
+    ) -> DomainResult<Member> {
         let member = Member {
             conversation_id: conversation.id,
             user_id: user,
@@ -454,9 +455,8 @@ impl ConversationService {
         }
         let members = self.conversations.list_members(id).await?;
         let target_member = members.iter().find(|m| m.user_id == target).ok_or(DomainError::NotFound)?;
-        let allowed = actor == target
-            || view.is_admin()
-            || view.moderates() && target_member.role != ConversationRole::Admin;
+        let allowed =
+            actor == target || view.is_admin() || view.moderates() && target_member.role != ConversationRole::Admin;
         if !allowed {
             return Err(DomainError::Forbidden("not allowed to remove this member"));
         }
@@ -493,6 +493,9 @@ impl ConversationService {
         let view = self.access.view(actor, id).await?;
         if !view.is_admin() {
             return Err(DomainError::Forbidden("only conversation admins change roles"));
+        }
+        if view.conversation.kind == ConversationType::Dm {
+            return Err(DomainError::invalid("role", "both members of a DM are its admins"));
         }
         view.ensure_writable()?;
         let members = self.conversations.list_members(id).await?;
@@ -562,4 +565,3 @@ impl ConversationService {
         Ok(UnreadCounts { total, conversations })
     }
 }
-

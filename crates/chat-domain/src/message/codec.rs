@@ -72,7 +72,11 @@ impl MessageCodec {
     ///
     /// # Errors
     /// As [`Self::open`].
-    pub async fn open_all(&self, conversation: &Conversation, stored: Vec<StoredMessage>) -> DomainResult<Vec<Message>> {
+    pub async fn open_all(
+        &self,
+        conversation: &Conversation,
+        stored: Vec<StoredMessage>,
+    ) -> DomainResult<Vec<Message>> {
         let mut out = Vec::with_capacity(stored.len());
         for message in stored {
             out.push(self.open(conversation, message).await?);

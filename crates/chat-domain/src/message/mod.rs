@@ -9,4 +9,7 @@ mod service;
 pub use codec::MessageCodec;
 pub use model::*;
 pub use ports::*;
-pub use service::{MessageService, SendMessage, Sent, MAX_CLIENT_MSG_ID_LEN};
+pub use service::{MAX_CLIENT_MSG_ID_LEN, MessageService, SendMessage, Sent};
+
+#[cfg(test)]
+mod tests;

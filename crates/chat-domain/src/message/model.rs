@@ -82,7 +82,10 @@ impl MessageBody {
         let obj = value.as_object().ok_or_else(bad)?;
         let well_formed = obj.len() == 3
             && obj.get("v").is_some_and(serde_json::Value::is_u64)
-            && obj.get("senderDevice").and_then(serde_json::Value::as_str).is_some_and(|d| !d.is_empty() && d.len() <= 128)
+            && obj
+                .get("senderDevice")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|d| !d.is_empty() && d.len() <= 128)
             && obj.get("recipients").and_then(serde_json::Value::as_object).is_some_and(|r| {
                 !r.is_empty()
                     && r.iter().all(|(device, entry)| {

@@ -52,7 +52,11 @@ pub trait MessageRepository: Send + Sync {
     ///
     /// # Errors
     /// [`RepoError`] on storage failure.
-    async fn list_messages(&self, conversation: ConversationId, page: &MessagePage) -> Result<Vec<StoredMessage>, RepoError>;
+    async fn list_messages(
+        &self,
+        conversation: ConversationId,
+        page: &MessagePage,
+    ) -> Result<Vec<StoredMessage>, RepoError>;
 
     /// A thread: the root, then replies with `seq > after` in seq order, at most `limit` replies.
     ///
@@ -64,7 +68,12 @@ pub trait MessageRepository: Send + Sync {
     ///
     /// # Errors
     /// [`RepoError`] on storage failure.
-    async fn edit_message(&self, id: MessageId, content: &Sealed, at: DateTime<Utc>) -> Result<Option<StoredMessage>, RepoError>;
+    async fn edit_message(
+        &self,
+        id: MessageId,
+        content: &Sealed,
+        at: DateTime<Utc>,
+    ) -> Result<Option<StoredMessage>, RepoError>;
 
     /// Soft-deletes: drops the content, sets `deleted_at` (keeping an earlier one), keeps the
     /// row and its `seq`. `None` when there is no such message.

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use super::codec::MessageCodec;
 use super::model::{Message, MessageBody, MessagePage, MessageType, MessageWindow, NewMessage};
 use super::ports::{InsertOutcome, MessageRepository};
+use crate::Limits;
 use crate::access::{Access, View};
 use crate::cipher::ContentSanitizer;
 use crate::clock::Clock;
@@ -11,7 +12,6 @@ use crate::error::{DomainError, DomainResult};
 use crate::event::{DomainEvent, EventPublisher};
 use crate::ids::{ConversationId, MessageId, UserId};
 use crate::reaction::Emoji;
-use crate::Limits;
 
 /// Longest accepted `clientMsgId`.
 pub const MAX_CLIENT_MSG_ID_LEN: usize = 128;
@@ -113,10 +113,10 @@ impl MessageService {
             if key.is_empty() || key.len() > MAX_CLIENT_MSG_ID_LEN || key.chars().any(char::is_control) {
                 return Err(DomainError::invalid("clientMsgId", "must be 1 to 128 printable characters"));
             }
-            if view.member.is_some() {
-                if let Some(original) = self.messages.find_by_client_msg_id(id, actor, key).await? {
-                    return Ok(Sent::Replayed(self.codec.open(&view.conversation, original).await?));
-                }
+            if view.member.is_some()
+                && let Some(original) = self.messages.find_by_client_msg_id(id, actor, key).await?
+            {
+                return Ok(Sent::Replayed(self.codec.open(&view.conversation, original).await?));
             }
         }
         view.ensure_writable()?;
@@ -166,7 +166,9 @@ impl MessageService {
                     .await;
                 Ok(Sent::New(message))
             }
-            InsertOutcome::Duplicate(original) => Ok(Sent::Replayed(self.codec.open(&view.conversation, original).await?)),
+            InsertOutcome::Duplicate(original) => {
+                Ok(Sent::Replayed(self.codec.open(&view.conversation, original).await?))
+            }
             InsertOutcome::Archived => Err(DomainError::Conflict("conversation is archived")),
         }
     }
@@ -175,7 +177,13 @@ impl MessageService {
     ///
     /// # Errors
     /// `NotFound` when the caller may not read the conversation.
-    pub async fn list(&self, actor: UserId, id: ConversationId, window: MessageWindow, limit: u32) -> DomainResult<Vec<Message>> {
+    pub async fn list(
+        &self,
+        actor: UserId,
+        id: ConversationId,
+        window: MessageWindow,
+        limit: u32,
+    ) -> DomainResult<Vec<Message>> {
         let view = self.access.view(actor, id).await?;
         let page = MessagePage { window, limit: limit.clamp(1, 100) };
         let stored = self.messages.list_messages(id, &page).await?;
@@ -186,9 +194,17 @@ impl MessageService {
     ///
     /// # Errors
     /// `NotFound` when the root is not in this conversation or is itself a reply.
-    pub async fn thread(&self, actor: UserId, id: ConversationId, root: MessageId, after: i64, limit: u32) -> DomainResult<Vec<Message>> {
+    pub async fn thread(
+        &self,
+        actor: UserId,
+        id: ConversationId,
+        root: MessageId,
+        after: i64,
+        limit: u32,
+    ) -> DomainResult<Vec<Message>> {
         let view = self.access.view(actor, id).await?;
-        let stored = self.messages.find_message(root).await?.filter(|m| m.conversation_id == id && m.reply_to_id.is_none());
+        let stored =
+            self.messages.find_message(root).await?.filter(|m| m.conversation_id == id && m.reply_to_id.is_none());
         stored.ok_or(DomainError::NotFound)?;
         let thread = self.messages.list_thread(root, after, limit.clamp(1, 100)).await?;
         self.codec.open_all(&view.conversation, thread).await
@@ -222,7 +238,10 @@ impl MessageService {
         let edited = edited.ok_or(DomainError::Conflict("message is deleted"))?;
         let message = self.codec.open(&view.conversation, edited).await?;
         self.events
-            .publish(DomainEvent::MessageEdited { workspace_id: view.conversation.workspace_id, message: message.clone() })
+            .publish(DomainEvent::MessageEdited {
+                workspace_id: view.conversation.workspace_id,
+                message: message.clone(),
+            })
             .await;
         Ok(message)
     }
@@ -281,7 +300,10 @@ impl MessageService {
         let after = self.messages.toggle_reaction(id, actor, emoji.as_str(), self.clock.now()).await?;
         let message = self.codec.open(&view.conversation, after.ok_or(DomainError::NotFound)?).await?;
         self.events
-            .publish(DomainEvent::ReactionToggled { workspace_id: view.conversation.workspace_id, message: message.clone() })
+            .publish(DomainEvent::ReactionToggled {
+                workspace_id: view.conversation.workspace_id,
+                message: message.clone(),
+            })
             .await;
         Ok(message)
     }

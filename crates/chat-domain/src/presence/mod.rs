@@ -143,3 +143,77 @@ impl PresenceService {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::{Scene, assert_invalid, minutes_ago, now};
+
+    #[test]
+    fn a_status_parses_in_any_case() {
+        assert_eq!(PresenceStatus::parse("Online").unwrap(), PresenceStatus::Online);
+        assert_eq!(PresenceStatus::parse("BUSY").unwrap(), PresenceStatus::Busy);
+        for s in [PresenceStatus::Online, PresenceStatus::Away, PresenceStatus::Busy, PresenceStatus::Offline] {
+            assert_eq!(PresenceStatus::parse(s.as_str()).unwrap(), s);
+        }
+        assert_invalid(PresenceStatus::parse("invisible"), "status");
+    }
+
+    #[tokio::test]
+    async fn setting_presence_requires_workspace_membership() {
+        let mut scene = Scene::new();
+        scene.mocks.presence.expect_upsert_presence().never();
+        let (outsider, ws) = (scene.outsider.id, scene.workspace.id);
+        let h = scene.build();
+        let result = h.chat.presence.set(outsider, ws, PresenceStatus::Online).await;
+        assert!(matches!(result, Err(DomainError::NotFound)), "{result:?}");
+        assert!(h.events().is_empty());
+    }
+
+    #[tokio::test]
+    async fn setting_presence_stores_it_and_tells_the_workspace() {
+        let mut scene = Scene::new();
+        let (alice, ws) = (scene.alice.id, scene.workspace.id);
+        let expected = Presence { user_id: alice, workspace_id: ws, status: PresenceStatus::Away, last_seen: now() };
+        let stored = expected.clone();
+        scene.mocks.presence.expect_upsert_presence().withf(move |p| *p == stored).times(1).returning(|_| Ok(()));
+        let h = scene.build();
+
+        let presence = h.chat.presence.set(alice, ws, PresenceStatus::Away).await.unwrap();
+
+        assert_eq!(presence, expected);
+        assert_eq!(h.events(), vec![DomainEvent::PresenceChanged { presence: expected }]);
+    }
+
+    #[tokio::test]
+    async fn listing_presence_fills_in_offline_for_members_without_a_record() {
+        let mut scene = Scene::new();
+        let (alice, ws) = (scene.alice.id, scene.workspace.id);
+        let online =
+            Presence { user_id: alice, workspace_id: ws, status: PresenceStatus::Online, last_seen: minutes_ago(1) };
+        // A record of someone who has since left the workspace is not listed.
+        let stale = Presence { user_id: scene.outsider.id, ..online.clone() };
+        let records = vec![stale, online.clone()];
+        scene.mocks.presence.expect_list_presence().withf(move |w| *w == ws).returning(move |_| Ok(records.clone()));
+        let h = scene.build();
+
+        let listed = h.chat.presence.list(alice, ws).await.unwrap();
+
+        assert_eq!(listed.len(), 6, "one per member: {listed:?}");
+        assert!(listed.contains(&online));
+        for p in listed.iter().filter(|p| p.user_id != alice) {
+            assert_eq!(p.status, PresenceStatus::Offline);
+            assert_eq!(p.last_seen, minutes_ago(45), "last seen when they joined");
+            assert_eq!(p.workspace_id, ws);
+        }
+    }
+
+    #[tokio::test]
+    async fn listing_presence_requires_workspace_membership() {
+        let mut scene = Scene::new();
+        scene.mocks.presence.expect_list_presence().never();
+        let (outsider, ws) = (scene.outsider.id, scene.workspace.id);
+        let result = scene.build().chat.presence.list(outsider, ws).await;
+        assert!(matches!(result, Err(DomainError::NotFound)), "{result:?}");
+    }
+}

@@ -7,3 +7,6 @@ mod service;
 pub use model::*;
 pub use ports::*;
 pub use service::AuthService;
+
+#[cfg(test)]
+mod tests;

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::DomainError;
 use crate::ids::{SessionFamilyId, UserId};
-use crate::text::{clean_single_line, char_len};
+use crate::text::{char_len, clean_single_line};
 
 /// A registered account.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,8 +2,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::model::{
-    AccessToken, Email, NewRefreshToken, NewUser, Password, PasswordHash, RefreshSecret, RotateOutcome,
-    TokenDigest, User,
+    AccessToken, Email, NewRefreshToken, NewUser, Password, PasswordHash, RefreshSecret, RotateOutcome, TokenDigest,
+    User,
 };
 use crate::error::RepoError;
 use crate::ids::UserId;
@@ -83,7 +83,7 @@ pub trait PasswordHasher: Send + Sync {
 
     /// Whether `password` matches `hash`; `None` checks against a fixed dummy hash so that an
     /// unknown e-mail costs as much time as a wrong password.
-    async fn verify_password(&self, password: &Password, hash: Option<&PasswordHash>) -> bool;
+    async fn verify_password(&self, password: &Password, hash: Option<PasswordHash>) -> bool;
 }
 
 /// Access and refresh tokens.

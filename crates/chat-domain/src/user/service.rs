@@ -70,7 +70,7 @@ impl AuthService {
             return Err(DomainError::Unauthorized);
         };
         let found = self.users.find_user_by_email(&email).await?;
-        let ok = self.hasher.verify_password(&password, found.as_ref().map(|(_, h)| h)).await;
+        let ok = self.hasher.verify_password(&password, found.as_ref().map(|(_, h)| h.clone())).await;
         match found {
             Some((user, _)) if ok => {
                 tracing::info!(user_id = %user.id, "login succeeded");

@@ -66,8 +66,10 @@ impl Name {
                 slug.push('-');
             }
         }
+        // Cut first, then trim: a cut can land right after a separator.
+        let slug: String = slug.chars().take(48).collect();
         let slug = slug.trim_end_matches('-');
-        if slug.is_empty() { "workspace".to_owned() } else { slug.chars().take(48).collect() }
+        if slug.is_empty() { "workspace".to_owned() } else { slug.to_owned() }
     }
 }
 

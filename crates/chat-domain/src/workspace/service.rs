@@ -33,7 +33,11 @@ impl std::fmt::Debug for WorkspaceService {
 impl WorkspaceService {
     /// Wires the service.
     #[must_use]
-    pub fn new(workspaces: Arc<dyn WorkspaceRepository>, users: Arc<dyn UserRepository>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        workspaces: Arc<dyn WorkspaceRepository>,
+        users: Arc<dyn UserRepository>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self { workspaces, users, clock }
     }
 

@@ -1,0 +1,839 @@
+//! Messages: content rules, sending (sealing, idempotency, threads, who may post), history,
+//! edits, deletes and reactions — with the events each use case publishes.
+
+use std::sync::{Arc, Mutex};
+
+use super::*;
+use crate::cipher::MockContentSanitizer;
+use crate::conversation::ConversationRole::{Admin, Member as Plain, Moderator};
+use crate::conversation::{Conversation, ConversationType};
+use crate::error::DomainError;
+use crate::event::DomainEvent;
+use crate::ids::{MessageId, UserId};
+use crate::tests::{Scene, assert_invalid, conversation, minutes_ago, now, open_text, stored_from_new, stored_message};
+use crate::user::User;
+
+// ----------------------------------------------------------------------------- content
+
+#[test]
+fn plain_content_up_to_the_limit_is_accepted() {
+    assert_eq!(MessageBody::plain("hello".to_owned(), 5).unwrap().as_str(), "hello");
+    assert_eq!(MessageBody::plain("ééééé".to_owned(), 5).unwrap().into_string(), "ééééé");
+}
+
+#[test]
+fn plain_content_past_the_limit_is_too_large() {
+    assert!(matches!(
+        MessageBody::plain("hello!".to_owned(), 5),
+        Err(DomainError::TooLarge { field: "content", max: 5 })
+    ));
+}
+
+#[test]
+fn blank_plain_content_is_rejected() {
+    for blank in ["", "   ", "\n\t "] {
+        assert_invalid(MessageBody::plain(blank.to_owned(), 100), "content");
+    }
+}
+
+const ENVELOPE: &str = r#"{ "v": 1, "senderDevice": "phone-1", "recipients": { "laptop-2": { "header": "aGVhZA==", "ciphertext": "Y2lwaA==" } } }"#;
+
+#[test]
+fn a_well_formed_envelope_is_kept_byte_for_byte() {
+    assert_eq!(MessageBody::envelope(ENVELOPE.to_owned()).unwrap().as_str(), ENVELOPE);
+}
+
+#[test]
+fn an_envelope_with_extra_or_missing_fields_is_rejected() {
+    for bad in [
+        r#"{"v":1,"senderDevice":"d","recipients":{"r":{"header":"h","ciphertext":"c"}},"plaintext":"oops"}"#,
+        r#"{"v":1,"senderDevice":"d","recipients":{"r":{"header":"h","ciphertext":"c","key":"k"}}}"#,
+        r#"{"v":1,"senderDevice":"d"}"#,
+        r#"{"v":1,"senderDevice":"d","recipients":{}}"#,
+        r#"{"v":1,"senderDevice":"d","recipients":{"r":{"header":"h"}}}"#,
+        r#"{"v":"1","senderDevice":"d","recipients":{"r":{"header":"h","ciphertext":"c"}}}"#,
+        r#"{"v":1,"senderDevice":"","recipients":{"r":{"header":"h","ciphertext":"c"}}}"#,
+        r#"{"v":1,"senderDevice":"d","recipients":{"r":{"header":1,"ciphertext":"c"}}}"#,
+    ] {
+        assert_invalid(MessageBody::envelope(bad.to_owned()), "content");
+    }
+}
+
+#[test]
+fn an_envelope_that_is_not_a_json_object_is_rejected() {
+    for bad in ["hello", "", "[1,2]", "\"text\"", "{\"v\":1"] {
+        assert_invalid(MessageBody::envelope(bad.to_owned()), "content");
+    }
+}
+
+#[test]
+fn an_envelope_over_64_kib_is_too_large() {
+    let big = |len: usize| {
+        format!(
+            r#"{{"v":1,"senderDevice":"d","recipients":{{"r":{{"header":"h","ciphertext":"{}"}}}}}}"#,
+            "A".repeat(len)
+        )
+    };
+    let overhead = big(0).len();
+    assert!(MessageBody::envelope(big(MessageBody::MAX_ENVELOPE_BYTES - overhead)).is_ok());
+    assert!(matches!(
+        MessageBody::envelope(big(MessageBody::MAX_ENVELOPE_BYTES - overhead + 1)),
+        Err(DomainError::TooLarge { field: "content", max: MessageBody::MAX_ENVELOPE_BYTES })
+    ));
+}
+
+#[test]
+fn message_types_parse_in_any_case() {
+    assert_eq!(MessageType::parse("TEXT").unwrap(), MessageType::Text);
+    assert_eq!(MessageType::parse("Image").unwrap(), MessageType::Image);
+    assert_invalid(MessageType::parse("video"), "type");
+}
+
+// ----------------------------------------------------------------------------- send
+
+fn text(content: &str) -> SendMessage {
+    SendMessage { content: content.to_owned(), kind: None, reply_to_id: None, client_msg_id: None }
+}
+
+type Inserts = Arc<Mutex<Vec<NewMessage>>>;
+
+/// Every insert is recorded and stored at `seq`.
+fn expect_insert(scene: &mut Scene, seq: i64) -> Inserts {
+    let inserts: Inserts = Arc::default();
+    let log = inserts.clone();
+    scene.mocks.messages.expect_insert_message().times(1).returning(move |new| {
+        log.lock().unwrap().push(new.clone());
+        Ok(InsertOutcome::Inserted(stored_from_new(new, seq)))
+    });
+    inserts
+}
+
+fn refuse_insert(scene: &mut Scene) {
+    scene.mocks.messages.expect_insert_message().never();
+}
+
+fn no_earlier_send(scene: &mut Scene) {
+    scene.mocks.messages.expect_find_by_client_msg_id().returning(|_, _, _| Ok(None));
+}
+
+/// A group of alice (admin) and bob.
+fn group(scene: &mut Scene) -> (Conversation, User, User) {
+    let (alice, bob) = (scene.alice.clone(), scene.bob.clone());
+    let c = scene.conversation(ConversationType::Group, &[(&alice, Admin), (&bob, Plain)]);
+    (c, alice, bob)
+}
+
+fn archived(scene: &mut Scene, kind: ConversationType) -> (Conversation, User) {
+    let alice = scene.alice.clone();
+    let mut c = conversation(kind, scene.workspace.id, alice.id);
+    c.archived_at = Some(minutes_ago(1));
+    scene.put(&c, &[(&alice, Admin)]);
+    (c, alice)
+}
+
+#[tokio::test]
+async fn a_message_is_sealed_before_it_is_stored() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    no_earlier_send(&mut scene);
+    let inserts = expect_insert(&mut scene, 1);
+    let req = SendMessage { client_msg_id: Some("c-1".to_owned()), ..text("hello world") };
+
+    let sent = scene.build().chat.messages.send(alice.id, c.id, req).await.unwrap();
+
+    let new = inserts.lock().unwrap().remove(0);
+    assert!(
+        !new.content.bytes.windows(5).any(|w| w == b"hello" || w == b"world"),
+        "the repository must never see plaintext"
+    );
+    assert_eq!(open_text(&c, new.id, &new.content), "hello world", "sealed for this very row");
+    assert_eq!((new.conversation_id, new.sender_id, new.kind), (c.id, alice.id, MessageType::Text));
+    assert_eq!((new.client_msg_id.as_deref(), new.created_at), (Some("c-1"), now()));
+    let Sent::New(message) = sent else { panic!("expected a new message") };
+    assert_eq!((message.id, message.seq, message.content.as_str()), (new.id, 1, "hello world"));
+    assert!(!message.is_encrypted);
+}
+
+#[tokio::test]
+async fn sending_tells_the_conversation_about_the_opened_message() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    expect_insert(&mut scene, 4);
+    let h = scene.build();
+
+    let sent = h.chat.messages.send(alice.id, c.id, text("hi")).await.unwrap();
+
+    assert_eq!(sent.message().content, "hi");
+    assert_eq!(
+        h.events(),
+        vec![DomainEvent::MessageCreated { workspace_id: c.workspace_id, message: sent.message().clone() }]
+    );
+}
+
+#[tokio::test]
+async fn a_repeated_client_msg_id_returns_the_original_without_storing_anything() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    let original =
+        StoredMessage { client_msg_id: Some("c-1".to_owned()), ..stored_message(&c, alice.id, 3, "first try") };
+    let found = original.clone();
+    let (id, sender) = (c.id, alice.id);
+    scene
+        .mocks
+        .messages
+        .expect_find_by_client_msg_id()
+        .withf(move |conv, s, key| *conv == id && *s == sender && key == "c-1")
+        .returning(move |_, _, _| Ok(Some(found.clone())));
+    refuse_insert(&mut scene);
+    let h = scene.build();
+
+    let req = SendMessage { client_msg_id: Some("c-1".to_owned()), ..text("second try") };
+    let sent = h.chat.messages.send(alice.id, c.id, req).await.unwrap();
+
+    let Sent::Replayed(message) = sent else { panic!("expected a replay") };
+    assert_eq!((message.id, message.seq, message.content.as_str()), (original.id, 3, "first try"));
+    assert!(h.events().is_empty());
+}
+
+#[tokio::test]
+async fn a_duplicate_found_by_the_store_is_a_replay() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    no_earlier_send(&mut scene);
+    let original = stored_message(&c, alice.id, 2, "raced");
+    let found = original.clone();
+    scene
+        .mocks
+        .messages
+        .expect_insert_message()
+        .times(1)
+        .returning(move |_| Ok(InsertOutcome::Duplicate(found.clone())));
+    let h = scene.build();
+
+    let req = SendMessage { client_msg_id: Some("c-1".to_owned()), ..text("raced") };
+    let sent = h.chat.messages.send(alice.id, c.id, req).await.unwrap();
+
+    assert!(matches!(&sent, Sent::Replayed(m) if m.id == original.id), "{sent:?}");
+    assert!(h.events().is_empty());
+}
+
+#[tokio::test]
+async fn a_conversation_archived_during_the_send_is_a_conflict() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    scene.mocks.messages.expect_insert_message().times(1).returning(|_| Ok(InsertOutcome::Archived));
+    let h = scene.build();
+    let result = h.chat.messages.send(alice.id, c.id, text("too late")).await;
+    assert!(matches!(result, Err(DomainError::Conflict(_))), "{result:?}");
+    assert!(h.events().is_empty());
+}
+
+#[tokio::test]
+async fn posting_to_an_archived_conversation_is_a_conflict() {
+    let mut scene = Scene::new();
+    let (c, alice) = archived(&mut scene, ConversationType::Group);
+    refuse_insert(&mut scene);
+    let result = scene.build().chat.messages.send(alice.id, c.id, text("hello?")).await;
+    assert!(matches!(result, Err(DomainError::Conflict(_))), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_client_cannot_send_a_system_message() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    refuse_insert(&mut scene);
+    let req = SendMessage { kind: Some(MessageType::System), ..text("alice joined") };
+    assert_invalid(scene.build().chat.messages.send(alice.id, c.id, req).await, "type");
+}
+
+#[tokio::test]
+async fn a_malformed_client_msg_id_is_rejected() {
+    for key in [String::new(), "k".repeat(MAX_CLIENT_MSG_ID_LEN + 1), "a\u{0000}b".to_owned()] {
+        let mut scene = Scene::new();
+        let (c, alice, _) = group(&mut scene);
+        refuse_insert(&mut scene);
+        let req = SendMessage { client_msg_id: Some(key), ..text("hi") };
+        assert_invalid(scene.build().chat.messages.send(alice.id, c.id, req).await, "clientMsgId");
+    }
+}
+
+#[tokio::test]
+async fn content_over_the_limit_is_too_large_and_never_sanitised() {
+    let mut scene = Scene::new();
+    scene.mocks.limits.max_message_chars = 10;
+    let mut sanitizer = MockContentSanitizer::new();
+    sanitizer.expect_sanitize().never();
+    scene.mocks.sanitizer = Some(sanitizer);
+    let (c, alice, _) = group(&mut scene);
+    refuse_insert(&mut scene);
+
+    let result = scene.build().chat.messages.send(alice.id, c.id, text("eleven char")).await;
+
+    assert!(matches!(result, Err(DomainError::TooLarge { field: "content", max: 10 })), "{result:?}");
+}
+
+#[tokio::test]
+async fn the_sanitised_text_is_what_is_stored() {
+    let mut scene = Scene::new();
+    let mut sanitizer = MockContentSanitizer::new();
+    sanitizer
+        .expect_sanitize()
+        .withf(|raw| raw == "<script>x</script><b>bold</b> move")
+        .times(1)
+        .returning(|_| "bold move".to_owned());
+    scene.mocks.sanitizer = Some(sanitizer);
+    let (c, alice, _) = group(&mut scene);
+    let inserts = expect_insert(&mut scene, 1);
+
+    let sent =
+        scene.build().chat.messages.send(alice.id, c.id, text("<script>x</script><b>bold</b> move")).await.unwrap();
+
+    let new = inserts.lock().unwrap().remove(0);
+    assert_eq!(open_text(&c, new.id, &new.content), "bold move");
+    assert_eq!(sent.message().content, "bold move");
+}
+
+#[tokio::test]
+async fn content_that_sanitises_to_nothing_is_rejected() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    refuse_insert(&mut scene);
+    assert_invalid(scene.build().chat.messages.send(alice.id, c.id, text("<img src=x>")).await, "content");
+}
+
+/// An encrypted DM of alice and bob.
+fn encrypted_dm(scene: &mut Scene) -> (Conversation, User) {
+    let (alice, bob) = (scene.alice.clone(), scene.bob.clone());
+    let mut c = conversation(ConversationType::Dm, scene.workspace.id, alice.id);
+    c.is_encrypted = true;
+    scene.put(&c, &[(&alice, Admin), (&bob, Admin)]);
+    (c, alice)
+}
+
+#[tokio::test]
+async fn in_an_encrypted_conversation_the_envelope_is_stored_as_sent_and_never_sanitised() {
+    let mut scene = Scene::new();
+    let mut sanitizer = MockContentSanitizer::new();
+    sanitizer.expect_sanitize().never();
+    scene.mocks.sanitizer = Some(sanitizer);
+    let (c, alice) = encrypted_dm(&mut scene);
+    let inserts = expect_insert(&mut scene, 1);
+
+    let sent = scene.build().chat.messages.send(alice.id, c.id, text(ENVELOPE)).await.unwrap();
+
+    let new = inserts.lock().unwrap().remove(0);
+    assert_eq!(open_text(&c, new.id, &new.content), ENVELOPE);
+    assert_eq!(sent.message().content, ENVELOPE);
+    assert!(sent.message().is_encrypted);
+}
+
+#[tokio::test]
+async fn in_an_encrypted_conversation_plain_text_is_rejected() {
+    let mut scene = Scene::new();
+    let (c, alice) = encrypted_dm(&mut scene);
+    refuse_insert(&mut scene);
+    assert_invalid(scene.build().chat.messages.send(alice.id, c.id, text("hello in the clear")).await, "content");
+}
+
+#[tokio::test]
+async fn in_an_encrypted_conversation_only_text_and_file_messages_are_sent() {
+    let mut scene = Scene::new();
+    let (c, alice) = encrypted_dm(&mut scene);
+    refuse_insert(&mut scene);
+    let req = SendMessage { kind: Some(MessageType::Image), ..text(ENVELOPE) };
+    assert_invalid(scene.build().chat.messages.send(alice.id, c.id, req).await, "type");
+}
+
+#[tokio::test]
+async fn a_reply_to_a_reply_attaches_to_the_root() {
+    let mut scene = Scene::new();
+    let (c, alice, bob) = group(&mut scene);
+    let root = stored_message(&c, bob.id, 1, "root");
+    let reply = StoredMessage { reply_to_id: Some(root.id), ..stored_message(&c, alice.id, 2, "reply") };
+    scene.mocks.with_message(&root);
+    scene.mocks.with_message(&reply);
+    let inserts = expect_insert(&mut scene, 3);
+
+    let req = SendMessage { reply_to_id: Some(reply.id), ..text("reply to the reply") };
+    let sent = scene.build().chat.messages.send(alice.id, c.id, req).await.unwrap();
+
+    assert_eq!(inserts.lock().unwrap()[0].reply_to_id, Some(root.id));
+    assert_eq!(sent.message().reply_to_id, Some(root.id));
+}
+
+#[tokio::test]
+async fn a_reply_to_a_root_attaches_to_it() {
+    let mut scene = Scene::new();
+    let (c, alice, bob) = group(&mut scene);
+    let root = stored_message(&c, bob.id, 1, "root");
+    scene.mocks.with_message(&root);
+    let inserts = expect_insert(&mut scene, 2);
+    let req = SendMessage { reply_to_id: Some(root.id), ..text("reply") };
+    scene.build().chat.messages.send(alice.id, c.id, req).await.unwrap();
+    assert_eq!(inserts.lock().unwrap()[0].reply_to_id, Some(root.id));
+}
+
+#[tokio::test]
+async fn a_reply_to_a_message_of_another_conversation_is_not_found() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    let elsewhere = conversation(ConversationType::Group, scene.workspace.id, alice.id);
+    let foreign = stored_message(&elsewhere, alice.id, 1, "elsewhere");
+    scene.mocks.with_message(&foreign);
+    refuse_insert(&mut scene);
+    let service = scene.build().chat.messages;
+
+    for parent in [foreign.id, MessageId::generate()] {
+        let req = SendMessage { reply_to_id: Some(parent), ..text("reply") };
+        let result = service.send(alice.id, c.id, req).await;
+        assert!(matches!(result, Err(DomainError::NotFound)), "{result:?}");
+    }
+}
+
+#[tokio::test]
+async fn posting_to_a_channel_without_joining_is_forbidden() {
+    let mut scene = Scene::new();
+    let (alice, carol) = (scene.alice.clone(), scene.carol.id);
+    let c = scene.conversation(ConversationType::Channel, &[(&alice, Admin)]);
+    refuse_insert(&mut scene);
+    scene.mocks.conversations.expect_add_member().never();
+    let result = scene.build().chat.messages.send(carol, c.id, text("hi all")).await;
+    assert!(matches!(result, Err(DomainError::Forbidden(_))), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_non_member_cannot_post_to_a_group_or_learn_that_it_exists() {
+    let mut scene = Scene::new();
+    let (c, _, _) = group(&mut scene);
+    let carol = scene.carol.id;
+    refuse_insert(&mut scene);
+    let result = scene.build().chat.messages.send(carol, c.id, text("hi")).await;
+    assert!(matches!(result, Err(DomainError::NotFound)), "{result:?}");
+}
+
+fn expect_document_join(scene: &mut Scene, c: &Conversation, user: UserId, outcome: Result<(), ()>) {
+    let id = c.id;
+    scene
+        .mocks
+        .conversations
+        .expect_add_member()
+        .withf(move |m, _| m.conversation_id == id && m.user_id == user && m.role == Plain)
+        .times(1)
+        .returning(move |m, _| match outcome {
+            Ok(()) => Ok(m.clone()),
+            Err(()) => Err(crate::conversation::AddMemberError::Duplicate),
+        });
+}
+
+#[tokio::test]
+async fn posting_to_a_document_chat_joins_it_then_sends() {
+    let mut scene = Scene::new();
+    let (alice, carol) = (scene.alice.clone(), scene.carol.id);
+    let c = scene.conversation(ConversationType::Document, &[(&alice, Admin)]);
+    expect_document_join(&mut scene, &c, carol, Ok(()));
+    expect_insert(&mut scene, 1);
+    let h = scene.build();
+
+    let sent = h.chat.messages.send(carol, c.id, text("first comment")).await.unwrap();
+
+    assert_eq!(
+        h.events(),
+        vec![
+            DomainEvent::MemberJoined { workspace_id: c.workspace_id, conversation_id: c.id, user_id: carol },
+            DomainEvent::ConversationCreated { conversation: c.clone(), member_ids: vec![carol] },
+            DomainEvent::MessageCreated { workspace_id: c.workspace_id, message: sent.message().clone() },
+        ]
+    );
+}
+
+#[tokio::test]
+async fn posting_to_a_document_chat_someone_else_just_joined_for_you_still_sends() {
+    let mut scene = Scene::new();
+    let (alice, carol) = (scene.alice.clone(), scene.carol.id);
+    let c = scene.conversation(ConversationType::Document, &[(&alice, Admin)]);
+    expect_document_join(&mut scene, &c, carol, Err(()));
+    expect_insert(&mut scene, 1);
+    let h = scene.build();
+
+    h.chat.messages.send(carol, c.id, text("raced")).await.unwrap();
+
+    assert!(matches!(h.events().as_slice(), [DomainEvent::MessageCreated { .. }]));
+}
+
+// ----------------------------------------------------------------------------- history
+
+#[tokio::test]
+async fn a_page_limit_is_clamped_to_1_through_100() {
+    for (asked, used) in [(0, 1), (1, 1), (50, 50), (100, 100), (101, 100), (u32::MAX, 100)] {
+        let mut scene = Scene::new();
+        let (c, alice, _) = group(&mut scene);
+        let window = MessageWindow::Latest { before: Some(9), offset: 2 };
+        let id = c.id;
+        scene
+            .mocks
+            .messages
+            .expect_list_messages()
+            .withf(move |conv, page| *conv == id && *page == MessagePage { window, limit: used })
+            .times(1)
+            .returning(|_, _| Ok(vec![]));
+        scene.build().chat.messages.list(alice.id, c.id, window, asked).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_page_of_history_comes_back_opened() {
+    let mut scene = Scene::new();
+    let (c, alice, bob) = group(&mut scene);
+    let page = vec![stored_message(&c, bob.id, 2, "two"), stored_message(&c, alice.id, 1, "one")];
+    scene.mocks.messages.expect_list_messages().returning(move |_, _| Ok(page.clone()));
+
+    let listed = scene.build().chat.messages.list(alice.id, c.id, MessageWindow::After { after: 0 }, 50).await.unwrap();
+
+    let contents: Vec<&str> = listed.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(contents, ["two", "one"]);
+}
+
+#[tokio::test]
+async fn a_non_member_cannot_read_a_groups_history() {
+    let mut scene = Scene::new();
+    let (c, _, _) = group(&mut scene);
+    let carol = scene.carol.id;
+    scene.mocks.messages.expect_list_messages().never();
+    let result = scene.build().chat.messages.list(carol, c.id, MessageWindow::After { after: 0 }, 50).await;
+    assert!(matches!(result, Err(DomainError::NotFound)), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_thread_is_its_root_then_its_replies() {
+    let mut scene = Scene::new();
+    let (c, alice, bob) = group(&mut scene);
+    let root = stored_message(&c, bob.id, 1, "root");
+    let reply = StoredMessage { reply_to_id: Some(root.id), ..stored_message(&c, alice.id, 2, "reply") };
+    scene.mocks.with_message(&root);
+    let thread = vec![root.clone(), reply];
+    let root_id = root.id;
+    scene
+        .mocks
+        .messages
+        .expect_list_thread()
+        .withf(move |r, after, limit| *r == root_id && *after == 0 && *limit == 100)
+        .returning(move |_, _, _| Ok(thread.clone()));
+
+    let listed = scene.build().chat.messages.thread(alice.id, c.id, root.id, 0, 1000).await.unwrap();
+
+    let contents: Vec<&str> = listed.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(contents, ["root", "reply"]);
+}
+
+#[tokio::test]
+async fn a_thread_of_a_reply_or_of_another_conversation_is_not_found() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    let root = stored_message(&c, alice.id, 1, "root");
+    let reply = StoredMessage { reply_to_id: Some(root.id), ..stored_message(&c, alice.id, 2, "reply") };
+    let foreign = stored_message(&conversation(ConversationType::Group, c.workspace_id, alice.id), alice.id, 1, "x");
+    for m in [&root, &reply, &foreign] {
+        scene.mocks.with_message(m);
+    }
+    scene.mocks.messages.expect_list_thread().never();
+    let service = scene.build().chat.messages;
+    for id in [reply.id, foreign.id] {
+        let result = service.thread(alice.id, c.id, id, 0, 50).await;
+        assert!(matches!(result, Err(DomainError::NotFound)), "{result:?}");
+    }
+}
+
+// ----------------------------------------------------------------------------- edit
+
+#[tokio::test]
+async fn an_author_edits_their_message_and_the_conversation_hears_of_it() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    let original = stored_message(&c, alice.id, 1, "helo");
+    scene.mocks.with_message(&original);
+    let (conv, id) = (c.clone(), original.id);
+    let before = original.clone();
+    scene
+        .mocks
+        .messages
+        .expect_edit_message()
+        .withf(move |i, sealed, at| *i == id && open_text(&conv, id, sealed) == "hello" && *at == now())
+        .times(1)
+        .returning(move |_, sealed, at| {
+            Ok(Some(StoredMessage { content: Some(sealed.clone()), edited_at: Some(at), ..before.clone() }))
+        });
+    let h = scene.build();
+
+    let edited = h.chat.messages.edit(alice.id, original.id, "<i>hello</i>".to_owned()).await.unwrap();
+
+    assert_eq!((edited.content.as_str(), edited.edited_at), ("hello", Some(now())));
+    assert_eq!(h.events(), vec![DomainEvent::MessageEdited { workspace_id: c.workspace_id, message: edited }]);
+}
+
+#[tokio::test]
+async fn nobody_edits_someone_elses_message_not_even_an_admin() {
+    let mut scene = Scene::new();
+    let (c, alice, bob) = group(&mut scene);
+    let bobs = stored_message(&c, bob.id, 1, "mine");
+    scene.mocks.with_message(&bobs);
+    scene.mocks.messages.expect_edit_message().never();
+    let result = scene.build().chat.messages.edit(alice.id, bobs.id, "yours now".to_owned()).await;
+    assert!(matches!(result, Err(DomainError::Forbidden(_))), "{result:?}");
+}
+
+#[tokio::test]
+async fn editing_a_deleted_message_is_a_conflict() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    let deleted =
+        StoredMessage { content: None, deleted_at: Some(minutes_ago(1)), ..stored_message(&c, alice.id, 1, "") };
+    scene.mocks.with_message(&deleted);
+    scene.mocks.messages.expect_edit_message().never();
+    let result = scene.build().chat.messages.edit(alice.id, deleted.id, "back".to_owned()).await;
+    assert!(matches!(result, Err(DomainError::Conflict(_))), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_message_deleted_while_being_edited_is_a_conflict() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    let original = stored_message(&c, alice.id, 1, "text");
+    scene.mocks.with_message(&original);
+    scene.mocks.messages.expect_edit_message().times(1).returning(|_, _, _| Ok(None));
+    let h = scene.build();
+    let result = h.chat.messages.edit(alice.id, original.id, "new text".to_owned()).await;
+    assert!(matches!(result, Err(DomainError::Conflict(_))), "{result:?}");
+    assert!(h.events().is_empty());
+}
+
+#[tokio::test]
+async fn an_edit_obeys_the_content_rules_of_a_send() {
+    let mut scene = Scene::new();
+    scene.mocks.limits.max_message_chars = 5;
+    let (c, alice, _) = group(&mut scene);
+    let original = stored_message(&c, alice.id, 1, "text");
+    scene.mocks.with_message(&original);
+    scene.mocks.messages.expect_edit_message().never();
+    let service = scene.build().chat.messages;
+    let too_long = service.edit(alice.id, original.id, "too long".to_owned()).await;
+    assert!(matches!(too_long, Err(DomainError::TooLarge { .. })), "{too_long:?}");
+    assert_invalid(service.edit(alice.id, original.id, "<br>".to_owned()).await, "content");
+}
+
+#[tokio::test]
+async fn editing_in_an_archived_conversation_is_a_conflict() {
+    let mut scene = Scene::new();
+    let (c, alice) = archived(&mut scene, ConversationType::Group);
+    let original = stored_message(&c, alice.id, 1, "text");
+    scene.mocks.with_message(&original);
+    scene.mocks.messages.expect_edit_message().never();
+    let result = scene.build().chat.messages.edit(alice.id, original.id, "new".to_owned()).await;
+    assert!(matches!(result, Err(DomainError::Conflict(_))), "{result:?}");
+}
+
+// ----------------------------------------------------------------------------- delete
+
+fn expect_delete(scene: &mut Scene, message: &StoredMessage) {
+    let (id, before) = (message.id, message.clone());
+    scene
+        .mocks
+        .messages
+        .expect_delete_message()
+        .withf(move |i, at| *i == id && *at == now())
+        .times(1)
+        .returning(move |_, at| Ok(Some(StoredMessage { content: None, deleted_at: Some(at), ..before.clone() })));
+}
+
+fn deleted_event(c: &Conversation, m: &StoredMessage) -> DomainEvent {
+    DomainEvent::MessageDeleted { workspace_id: c.workspace_id, conversation_id: c.id, message_id: m.id, seq: m.seq }
+}
+
+#[tokio::test]
+async fn an_author_deletes_their_message_and_the_conversation_hears_of_it() {
+    let mut scene = Scene::new();
+    let (c, _, bob) = group(&mut scene);
+    let message = stored_message(&c, bob.id, 4, "oops");
+    scene.mocks.with_message(&message);
+    expect_delete(&mut scene, &message);
+    let h = scene.build();
+
+    h.chat.messages.delete(bob.id, message.id).await.unwrap();
+
+    assert_eq!(h.events(), vec![deleted_event(&c, &message)]);
+}
+
+#[tokio::test]
+async fn a_moderator_or_admin_deletes_anyones_message() {
+    for role in [Moderator, Admin] {
+        let mut scene = Scene::new();
+        let (alice, bob, carol) = (scene.alice.clone(), scene.bob.clone(), scene.carol.clone());
+        let c = scene.conversation(ConversationType::Channel, &[(&alice, Admin), (&bob, Plain), (&carol, role)]);
+        let message = stored_message(&c, bob.id, 1, "spam");
+        scene.mocks.with_message(&message);
+        expect_delete(&mut scene, &message);
+        let h = scene.build();
+
+        h.chat.messages.delete(carol.id, message.id).await.unwrap();
+
+        assert_eq!(h.events(), vec![deleted_event(&c, &message)], "{role:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_plain_member_cannot_delete_someone_elses_message() {
+    let mut scene = Scene::new();
+    let (c, alice, bob) = group(&mut scene);
+    let message = stored_message(&c, alice.id, 1, "keep");
+    scene.mocks.with_message(&message);
+    scene.mocks.messages.expect_delete_message().never();
+    let result = scene.build().chat.messages.delete(bob.id, message.id).await;
+    assert!(matches!(result, Err(DomainError::Forbidden(_))), "{result:?}");
+}
+
+#[tokio::test]
+async fn deleting_a_deleted_message_does_nothing_and_tells_nobody() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    let deleted =
+        StoredMessage { content: None, deleted_at: Some(minutes_ago(3)), ..stored_message(&c, alice.id, 1, "") };
+    scene.mocks.with_message(&deleted);
+    scene.mocks.messages.expect_delete_message().never();
+    let h = scene.build();
+
+    h.chat.messages.delete(alice.id, deleted.id).await.unwrap();
+
+    assert!(h.events().is_empty());
+}
+
+#[tokio::test]
+async fn deleting_in_an_archived_conversation_is_a_conflict() {
+    let mut scene = Scene::new();
+    let (c, alice) = archived(&mut scene, ConversationType::Group);
+    let message = stored_message(&c, alice.id, 1, "text");
+    scene.mocks.with_message(&message);
+    scene.mocks.messages.expect_delete_message().never();
+    let result = scene.build().chat.messages.delete(alice.id, message.id).await;
+    assert!(matches!(result, Err(DomainError::Conflict(_))), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_message_the_caller_cannot_see_is_not_found() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    let message = stored_message(&c, alice.id, 1, "private");
+    scene.mocks.with_message(&message);
+    scene.mocks.messages.expect_delete_message().never();
+    scene.mocks.messages.expect_edit_message().never();
+    scene.mocks.messages.expect_toggle_reaction().never();
+    let (carol, outsider) = (scene.carol.id, scene.outsider.id);
+    let service = scene.build().chat.messages;
+    for actor in [carol, outsider] {
+        assert!(matches!(service.delete(actor, message.id).await, Err(DomainError::NotFound)));
+        assert!(matches!(service.edit(actor, message.id, "x".to_owned()).await, Err(DomainError::NotFound)));
+        assert!(matches!(service.react(actor, message.id, "👍").await, Err(DomainError::NotFound)));
+    }
+    assert!(matches!(service.delete(alice.id, MessageId::generate()).await, Err(DomainError::NotFound)));
+}
+
+// ----------------------------------------------------------------------------- reactions
+
+fn expect_toggle(scene: &mut Scene, message: &StoredMessage, user: UserId) {
+    let (id, before) = (message.id, message.clone());
+    scene
+        .mocks
+        .messages
+        .expect_toggle_reaction()
+        .withf(move |i, u, emoji, at| *i == id && *u == user && emoji == "👍" && *at == now())
+        .times(1)
+        .returning(move |_, u, emoji, _| {
+            Ok(Some(StoredMessage {
+                reactions: vec![Reaction { emoji: emoji.to_owned(), user_ids: vec![u] }],
+                ..before.clone()
+            }))
+        });
+}
+
+#[tokio::test]
+async fn a_reaction_toggles_through_the_store_and_the_conversation_hears_of_it() {
+    let mut scene = Scene::new();
+    let (c, alice, bob) = group(&mut scene);
+    let message = stored_message(&c, alice.id, 1, "ship it");
+    scene.mocks.with_message(&message);
+    expect_toggle(&mut scene, &message, bob.id);
+    let h = scene.build();
+
+    let after = h.chat.messages.react(bob.id, message.id, "👍").await.unwrap();
+
+    assert_eq!(after.reactions, vec![Reaction { emoji: "👍".to_owned(), user_ids: vec![bob.id] }]);
+    assert_eq!(after.content, "ship it");
+    assert_eq!(h.events(), vec![DomainEvent::ReactionToggled { workspace_id: c.workspace_id, message: after }]);
+}
+
+#[tokio::test]
+async fn an_invalid_emoji_is_rejected_before_anything_is_looked_up() {
+    let mut scene = Scene::new();
+    scene.mocks.messages.expect_find_message().never();
+    scene.mocks.messages.expect_toggle_reaction().never();
+    let alice = scene.alice.id;
+    assert_invalid(scene.build().chat.messages.react(alice, MessageId::generate(), "<script>").await, "emoji");
+}
+
+#[tokio::test]
+async fn reacting_to_a_deleted_message_is_a_conflict() {
+    let mut scene = Scene::new();
+    let (c, alice, bob) = group(&mut scene);
+    let deleted =
+        StoredMessage { content: None, deleted_at: Some(minutes_ago(1)), ..stored_message(&c, alice.id, 1, "") };
+    scene.mocks.with_message(&deleted);
+    scene.mocks.messages.expect_toggle_reaction().never();
+    let result = scene.build().chat.messages.react(bob.id, deleted.id, "👍").await;
+    assert!(matches!(result, Err(DomainError::Conflict(_))), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_reader_who_has_not_joined_a_channel_cannot_react() {
+    let mut scene = Scene::new();
+    let (alice, carol) = (scene.alice.clone(), scene.carol.id);
+    let c = scene.conversation(ConversationType::Channel, &[(&alice, Admin)]);
+    let message = stored_message(&c, alice.id, 1, "announcement");
+    scene.mocks.with_message(&message);
+    scene.mocks.messages.expect_toggle_reaction().never();
+    let result = scene.build().chat.messages.react(carol, message.id, "👍").await;
+    assert!(matches!(result, Err(DomainError::Forbidden(_))), "{result:?}");
+}
+
+#[tokio::test]
+async fn reacting_in_a_document_chat_joins_it() {
+    let mut scene = Scene::new();
+    let (alice, carol) = (scene.alice.clone(), scene.carol.id);
+    let c = scene.conversation(ConversationType::Document, &[(&alice, Admin)]);
+    let message = stored_message(&c, alice.id, 1, "draft v2");
+    scene.mocks.with_message(&message);
+    expect_document_join(&mut scene, &c, carol, Ok(()));
+    expect_toggle(&mut scene, &message, carol);
+    let h = scene.build();
+
+    h.chat.messages.react(carol, message.id, "👍").await.unwrap();
+
+    let events = h.events();
+    assert!(
+        matches!(
+            events.as_slice(),
+            [DomainEvent::MemberJoined { user_id, .. }, DomainEvent::ConversationCreated { .. }, DomainEvent::ReactionToggled { .. }]
+                if *user_id == carol
+        ),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn content_sealed_for_another_row_does_not_open() {
+    // A ciphertext copied into another conversation is useless: opening it fails loudly.
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    let other = conversation(ConversationType::Group, c.workspace_id, alice.id);
+    let moved = StoredMessage { conversation_id: c.id, ..stored_message(&other, alice.id, 1, "secret") };
+    scene.mocks.messages.expect_list_messages().returning(move |_, _| Ok(vec![moved.clone()]));
+    let result = scene.build().chat.messages.list(alice.id, c.id, MessageWindow::After { after: 0 }, 10).await;
+    assert!(matches!(result, Err(DomainError::Internal(_))), "{result:?}");
+}
