@@ -1,1 +1,180 @@
-//! placeholder
+//! # chat-store-tests
+//!
+//! One behaviour suite for the repository ports of `chat-domain`, written once and run
+//! against every storage adapter (`chat-postgres`, `chat-sqlite`), so that the adapters agree
+//! on every contract the domain relies on: typed conflicts, gap-free `seq`s under concurrency,
+//! idempotent sends, get-or-create, forward-only watermarks, soft deletes, reaction grouping,
+//! and content kept byte for byte.
+//!
+//! **Layer.** Test support, beside the adapters. It depends on `chat-domain` (the ports and
+//! models it exercises) and on tokio; never on an adapter — adapters depend on it, as a
+//! dev-dependency.
+//!
+//! **Where to start reading.** [`behaviour_suite!`], which an adapter's integration test
+//! invokes with a function that makes a fresh [`Stores`]; then the behaviours themselves, one
+//! `pub async fn` per sentence, grouped by port in `users.rs`, `sessions.rs`,
+//! `workspaces.rs`, `conversations.rs`, `messages.rs` and `presence.rs` (presence and keys).
+//!
+//! ```ignore
+//! async fn make() -> Option<chat_store_tests::Stores> {
+//!     let database = chat_postgres::testing::fresh_database().await?;
+//!     let store = chat_postgres::PgStore::connect(database.url(), 8).await.expect("connect");
+//!     Some(chat_store_tests::Stores::from_store(std::sync::Arc::new(store)).with_guard(database))
+//! }
+//! chat_store_tests::behaviour_suite!(make);
+//! ```
+
+#![forbid(unsafe_code)]
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use chat_domain::cipher::KeyRepository;
+use chat_domain::conversation::ConversationRepository;
+use chat_domain::message::MessageRepository;
+use chat_domain::presence::PresenceRepository;
+use chat_domain::user::{SessionRepository, UserRepository};
+use chat_domain::workspace::WorkspaceRepository;
+
+mod conversations;
+mod fixtures;
+mod messages;
+mod presence;
+mod sessions;
+mod users;
+mod workspaces;
+
+pub use conversations::*;
+pub use messages::*;
+pub use presence::*;
+pub use sessions::*;
+pub use users::*;
+pub use workspaces::*;
+
+/// The seven repository ports of one fresh, empty store.
+pub struct Stores {
+    /// Accounts.
+    pub users: Arc<dyn UserRepository>,
+    /// Refresh tokens.
+    pub sessions: Arc<dyn SessionRepository>,
+    /// Workspaces and their members.
+    pub workspaces: Arc<dyn WorkspaceRepository>,
+    /// Conversations, members, watermarks.
+    pub conversations: Arc<dyn ConversationRepository>,
+    /// Messages, threads, reactions.
+    pub messages: Arc<dyn MessageRepository>,
+    /// Presence.
+    pub presence: Arc<dyn PresenceRepository>,
+    /// Wrapped workspace keys.
+    pub keys: Arc<dyn KeyRepository>,
+    /// Keeps whatever backs the store alive for as long as the test runs, and drops it after
+    /// the ports (fields drop in declaration order): Postgres's `TestDatabase` guard, which
+    /// drops the database, or SQLite's temporary directory. Set it with [`Stores::with_guard`].
+    pub _guard: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl fmt::Debug for Stores {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stores").field("guarded", &self._guard.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl Stores {
+    /// Every port from one store that implements them all.
+    pub fn from_store<S>(store: Arc<S>) -> Self
+    where
+        S: UserRepository
+            + SessionRepository
+            + WorkspaceRepository
+            + ConversationRepository
+            + MessageRepository
+            + PresenceRepository
+            + KeyRepository
+            + 'static,
+    {
+        Self {
+            users: store.clone(),
+            sessions: store.clone(),
+            workspaces: store.clone(),
+            conversations: store.clone(),
+            messages: store.clone(),
+            presence: store.clone(),
+            keys: store,
+            _guard: None,
+        }
+    }
+
+    /// Keeps `guard` alive until the stores are dropped, and drops it after them.
+    #[must_use]
+    pub fn with_guard(mut self, guard: impl Any + Send + Sync) -> Self {
+        self._guard = Some(Box::new(guard));
+        self
+    }
+}
+
+/// Expands to one `#[tokio::test(flavor = "multi_thread", worker_threads = 4)]` per behaviour
+/// of this crate. `$make` is a path to an `async fn() -> Option<Stores>` that gives a FRESH,
+/// empty store on every call; `None` skips the test (its services are unavailable). The
+/// invoking crate needs `tokio` (with `macros` and `rt-multi-thread`) among its
+/// dev-dependencies.
+#[macro_export]
+macro_rules! behaviour_suite {
+    ($make:path) => {
+        $crate::behaviour_suite!(@tests $make;
+            // users
+            a_created_user_is_found_by_id_and_by_email,
+            a_second_account_with_the_same_email_is_refused,
+            concurrent_registrations_of_one_email_create_one_account,
+            // sessions
+            a_current_refresh_token_rotates_into_its_replacement,
+            a_spent_refresh_token_revokes_its_whole_family,
+            an_expired_or_unknown_refresh_token_is_invalid,
+            concurrent_rotations_of_one_token_rotate_exactly_once,
+            // workspaces
+            a_created_workspace_is_found_and_its_creator_is_its_owner,
+            a_taken_slug_is_refused,
+            a_users_workspaces_are_listed_with_their_roles,
+            workspace_members_are_added_once_and_listed_with_profiles_in_join_order,
+            removing_a_workspace_member_removes_their_conversations_there_only,
+            // conversations
+            a_conversation_is_created_with_its_members,
+            concurrent_creators_of_one_dm_agree_on_one_conversation,
+            a_unique_key_is_unique_within_its_workspace_only,
+            a_conversation_patch_changes_only_what_it_names,
+            archiving_keeps_the_first_archived_at,
+            adding_a_member_refuses_duplicates_and_respects_the_cap,
+            concurrent_joins_never_exceed_the_cap,
+            removed_members_are_gone_and_roles_change,
+            the_read_watermark_only_moves_forward,
+            unread_counts_cover_the_users_conversations_of_one_workspace,
+            conversation_listings_carry_unread_counts_and_last_messages_most_recent_first,
+            // messages
+            concurrent_senders_get_gapless_seqs,
+            a_repeated_client_msg_id_yields_the_original_and_consumes_no_seq,
+            a_message_to_an_archived_or_missing_conversation_is_refused,
+            sending_moves_the_senders_watermark,
+            a_reply_bumps_its_roots_reply_count,
+            sealed_content_round_trips_byte_for_byte,
+            message_windows_page_newest_first_or_oldest_first,
+            listed_messages_carry_their_reactions,
+            a_thread_lists_its_root_then_its_replies,
+            an_edit_replaces_content_unless_the_message_is_deleted,
+            a_deleted_message_keeps_its_row_and_seq,
+            reactions_toggle_and_group_by_emoji_in_order_of_first_use,
+            // presence and keys
+            presence_is_upserted_per_user_and_workspace_and_listed_for_members,
+            workspace_keys_are_listed_by_version_and_never_overwritten,
+        );
+    };
+    (@tests $make:path; $($behaviour:ident),+ $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $behaviour() {
+                if let Some(stores) = $make().await {
+                    $crate::$behaviour(stores).await;
+                }
+            }
+        )+
+    };
+}

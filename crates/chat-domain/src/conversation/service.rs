@@ -391,6 +391,9 @@ impl ConversationService {
             return Err(DomainError::invalid("userId", "a DM has exactly two members"));
         }
         let role = role.unwrap_or(ConversationRole::Member);
+        if target == actor && view.member.is_some() {
+            return Err(DomainError::Conflict("already a member"));
+        }
         let self_join = target == actor && view.member.is_none() && view.may_self_join();
         let allowed = if self_join {
             role == ConversationRole::Member

@@ -629,6 +629,16 @@ async fn adding_someone_outside_the_workspace_is_not_found() {
 }
 
 #[tokio::test]
+async fn joining_a_conversation_twice_is_a_conflict() {
+    let mut scene = Scene::new();
+    scene.mocks.conversations.expect_add_member().never();
+    let (alice, bob) = (scene.alice.clone(), scene.bob.clone());
+    let c = scene.conversation(ConversationType::Channel, &[(&alice, Admin), (&bob, Plain)]);
+    let result = scene.build().chat.conversations.add_member(bob.id, c.id, bob.id, None).await;
+    assert!(matches!(result, Err(DomainError::Conflict(_))), "{result:?}");
+}
+
+#[tokio::test]
 async fn a_dm_takes_no_third_member() {
     let mut scene = Scene::new();
     refuse_add(&mut scene);

@@ -1,0 +1,407 @@
+//! Messages, threads and reactions. Content arrives sealed and leaves sealed: this store
+//! never sees plaintext.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chat_domain::cipher::Sealed;
+use chat_domain::error::RepoError;
+use chat_domain::ids::{ConversationId, MessageId, UserId};
+use chat_domain::message::{
+    InsertOutcome, MessagePage, MessageRepository, MessageType, MessageWindow, NewMessage, Reaction, StoredMessage,
+};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::schema::{conversation_members, conversations, message_reactions, messages};
+use crate::sql::coalesce;
+use crate::{PgStore, corrupt, repo};
+
+/// A `messages` row.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = messages, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct MessageRow {
+    pub(crate) id: Uuid,
+    conversation_id: Uuid,
+    seq: i64,
+    sender_id: Uuid,
+    client_msg_id: Option<String>,
+    kind: String,
+    content: Option<Vec<u8>>,
+    key_version: Option<i32>,
+    reply_to_id: Option<Uuid>,
+    reply_count: i64,
+    edited_at: Option<DateTime<Utc>>,
+    deleted_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+impl MessageRow {
+    /// The domain message, taking its reactions out of `reactions` (none when absent).
+    pub(crate) fn into_domain(self, reactions: &mut HashMap<Uuid, Vec<Reaction>>) -> Result<StoredMessage, RepoError> {
+        let content = match (self.content, self.key_version) {
+            (Some(bytes), Some(key_version)) => Some(Sealed { key_version, bytes }),
+            (None, _) => None,
+            (Some(_), None) => return Err(corrupt("stored message content has no key version")),
+        };
+        Ok(StoredMessage {
+            id: MessageId::from_uuid(self.id),
+            conversation_id: ConversationId::from_uuid(self.conversation_id),
+            seq: self.seq,
+            sender_id: UserId::from_uuid(self.sender_id),
+            client_msg_id: self.client_msg_id,
+            kind: MessageType::parse(&self.kind).map_err(|_| corrupt("stored message kind is unknown"))?,
+            content,
+            reply_to_id: self.reply_to_id.map(MessageId::from_uuid),
+            reply_count: self.reply_count,
+            reactions: reactions.remove(&self.id).unwrap_or_default(),
+            edited_at: self.edited_at,
+            deleted_at: self.deleted_at,
+            created_at: self.created_at,
+        })
+    }
+}
+
+/// A `messages` row to insert.
+#[derive(Insertable)]
+#[diesel(table_name = messages, check_for_backend(diesel::pg::Pg))]
+struct NewMessageRow<'a> {
+    id: Uuid,
+    conversation_id: Uuid,
+    seq: i64,
+    sender_id: Uuid,
+    client_msg_id: Option<&'a str>,
+    kind: &'a str,
+    content: &'a [u8],
+    key_version: i32,
+    reply_to_id: Option<Uuid>,
+    created_at: DateTime<Utc>,
+}
+
+/// The part of a `message_reactions` row that a message shows.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = message_reactions, check_for_backend(diesel::pg::Pg))]
+struct ReactionRow {
+    message_id: Uuid,
+    user_id: Uuid,
+    emoji: String,
+}
+
+/// The reactions of every message in `ids`, in one query, grouped per message by emoji in
+/// order of first use, each emoji's users in reaction order.
+pub(crate) async fn load_reactions(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<Reaction>>, DieselError> {
+    let mut grouped: HashMap<Uuid, Vec<Reaction>> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(grouped);
+    }
+    let rows: Vec<ReactionRow> = message_reactions::table
+        .filter(message_reactions::message_id.eq_any(ids))
+        .order((message_reactions::created_at.asc(), message_reactions::ordinal.asc()))
+        .select(ReactionRow::as_select())
+        .load(conn)
+        .await?;
+    for row in rows {
+        let reactions = grouped.entry(row.message_id).or_default();
+        let user = UserId::from_uuid(row.user_id);
+        match reactions.iter_mut().find(|r| r.emoji == row.emoji) {
+            Some(reaction) => reaction.user_ids.push(user),
+            None => reactions.push(Reaction { emoji: row.emoji, user_ids: vec![user] }),
+        }
+    }
+    Ok(grouped)
+}
+
+/// Rows with their reactions (one more query for all of them).
+async fn with_reactions(conn: &mut AsyncPgConnection, rows: Vec<MessageRow>) -> Result<Vec<StoredMessage>, RepoError> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut reactions = load_reactions(conn, &ids).await.map_err(repo("loading reactions"))?;
+    rows.into_iter().map(|row| row.into_domain(&mut reactions)).collect()
+}
+
+/// One row with its reactions.
+async fn one_with_reactions(
+    conn: &mut AsyncPgConnection,
+    row: Option<MessageRow>,
+) -> Result<Option<StoredMessage>, RepoError> {
+    Ok(match row {
+        Some(row) => with_reactions(conn, vec![row]).await?.pop(),
+        None => None,
+    })
+}
+
+/// Why the insert transaction stopped.
+enum InsertTx {
+    Archived,
+    Duplicate,
+    Db(DieselError),
+}
+
+impl From<DieselError> for InsertTx {
+    fn from(e: DieselError) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl PgStore {
+    async fn message_by_client_msg_id(
+        &self,
+        conversation: Uuid,
+        sender: Uuid,
+        client_msg_id: &str,
+    ) -> Result<Option<StoredMessage>, RepoError> {
+        let mut conn = self.conn().await?;
+        let row = messages::table
+            .filter(messages::conversation_id.eq(conversation))
+            .filter(messages::sender_id.eq(sender))
+            .filter(messages::client_msg_id.eq(client_msg_id))
+            .select(MessageRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(repo("finding a message by clientMsgId"))?;
+        one_with_reactions(&mut conn, row).await
+    }
+}
+
+#[async_trait]
+impl MessageRepository for PgStore {
+    #[tracing::instrument(skip_all, fields(conversation = %message.conversation_id, message = %message.id, sender = %message.sender_id))]
+    async fn insert_message(&self, message: &NewMessage) -> Result<InsertOutcome, RepoError> {
+        let conversation = message.conversation_id.as_uuid();
+        let sender = message.sender_id.as_uuid();
+        let mut conn = self.conn().await?;
+        // One transaction. Taking the seq locks the conversation's counter row until commit, so
+        // seqs are gapless and in commit order; a repeated clientMsgId inserts nothing and rolls
+        // everything back, so it consumes no seq.
+        let inserted = (*conn)
+            .transaction::<_, InsertTx, _>(async |conn: &mut AsyncPgConnection| {
+                let seq: i64 = diesel::update(
+                    conversations::table.find(conversation).filter(conversations::archived_at.is_null()),
+                )
+                .set(conversations::last_seq.eq(conversations::last_seq + 1))
+                .returning(conversations::last_seq)
+                .get_result(conn)
+                .await
+                .optional()?
+                .ok_or(InsertTx::Archived)?;
+                let row = diesel::insert_into(messages::table)
+                    .values(NewMessageRow {
+                        id: message.id.as_uuid(),
+                        conversation_id: conversation,
+                        seq,
+                        sender_id: sender,
+                        client_msg_id: message.client_msg_id.as_deref(),
+                        kind: message.kind.as_str(),
+                        content: &message.content.bytes,
+                        key_version: message.content.key_version,
+                        reply_to_id: message.reply_to_id.map(|id| id.as_uuid()),
+                        created_at: message.created_at,
+                    })
+                    .on_conflict((messages::conversation_id, messages::sender_id, messages::client_msg_id))
+                    .do_nothing()
+                    .returning(MessageRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?
+                    .ok_or(InsertTx::Duplicate)?;
+                if let Some(root) = row.reply_to_id {
+                    diesel::update(messages::table.find(root))
+                        .set(messages::reply_count.eq(messages::reply_count + 1))
+                        .execute(conn)
+                        .await?;
+                }
+                diesel::update(
+                    conversation_members::table
+                        .find((conversation, sender))
+                        .filter(conversation_members::last_read_seq.lt(seq)),
+                )
+                .set((
+                    conversation_members::last_read_seq.eq(seq),
+                    conversation_members::last_read_at.eq(message.created_at),
+                ))
+                .execute(conn)
+                .await?;
+                Ok(row)
+            })
+            .await;
+        // The duplicate's original is read on a fresh connection: give this one back first.
+        drop(conn);
+        match inserted {
+            Ok(row) => Ok(InsertOutcome::Inserted(row.into_domain(&mut HashMap::new())?)),
+            Err(InsertTx::Archived) => Ok(InsertOutcome::Archived),
+            Err(InsertTx::Duplicate) => self.original(message).await,
+            Err(InsertTx::Db(e)) => Err(RepoError::new("inserting a message", e)),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(message = %id))]
+    async fn find_message(&self, id: MessageId) -> Result<Option<StoredMessage>, RepoError> {
+        let mut conn = self.conn().await?;
+        let row = messages::table
+            .find(id.as_uuid())
+            .select(MessageRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(repo("finding a message"))?;
+        one_with_reactions(&mut conn, row).await
+    }
+
+    #[tracing::instrument(skip_all, fields(conversation = %conversation, sender = %sender))]
+    async fn find_by_client_msg_id(
+        &self,
+        conversation: ConversationId,
+        sender: UserId,
+        client_msg_id: &str,
+    ) -> Result<Option<StoredMessage>, RepoError> {
+        self.message_by_client_msg_id(conversation.as_uuid(), sender.as_uuid(), client_msg_id).await
+    }
+
+    #[tracing::instrument(skip_all, fields(conversation = %conversation))]
+    async fn list_messages(
+        &self,
+        conversation: ConversationId,
+        page: &MessagePage,
+    ) -> Result<Vec<StoredMessage>, RepoError> {
+        let mut query = messages::table
+            .filter(messages::conversation_id.eq(conversation.as_uuid()))
+            .select(MessageRow::as_select())
+            .limit(i64::from(page.limit))
+            .into_boxed();
+        query = match page.window {
+            MessageWindow::Latest { before, offset } => {
+                if let Some(before) = before {
+                    query = query.filter(messages::seq.lt(before));
+                }
+                query.order(messages::seq.desc()).offset(i64::from(offset))
+            }
+            MessageWindow::After { after } => query.filter(messages::seq.gt(after)).order(messages::seq.asc()),
+        };
+        let mut conn = self.conn().await?;
+        let rows = query.load(&mut conn).await.map_err(repo("listing messages"))?;
+        with_reactions(&mut conn, rows).await
+    }
+
+    #[tracing::instrument(skip_all, fields(message = %root))]
+    async fn list_thread(&self, root: MessageId, after: i64, limit: u32) -> Result<Vec<StoredMessage>, RepoError> {
+        let mut conn = self.conn().await?;
+        let Some(root_row) = messages::table
+            .find(root.as_uuid())
+            .select(MessageRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(repo("finding a thread root"))?
+        else {
+            return Ok(Vec::new());
+        };
+        let replies = messages::table
+            .filter(messages::reply_to_id.eq(root.as_uuid()))
+            .filter(messages::seq.gt(after))
+            .order(messages::seq.asc())
+            .limit(i64::from(limit))
+            .select(MessageRow::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(repo("listing a thread"))?;
+        let mut rows = Vec::with_capacity(replies.len() + 1);
+        rows.push(root_row);
+        rows.extend(replies);
+        with_reactions(&mut conn, rows).await
+    }
+
+    #[tracing::instrument(skip_all, fields(message = %id))]
+    async fn edit_message(
+        &self,
+        id: MessageId,
+        content: &Sealed,
+        at: DateTime<Utc>,
+    ) -> Result<Option<StoredMessage>, RepoError> {
+        let mut conn = self.conn().await?;
+        let row = diesel::update(messages::table.find(id.as_uuid()).filter(messages::deleted_at.is_null()))
+            .set((
+                messages::content.eq(Some(&content.bytes)),
+                messages::key_version.eq(Some(content.key_version)),
+                messages::edited_at.eq(Some(at)),
+            ))
+            .returning(MessageRow::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .map_err(repo("editing a message"))?;
+        one_with_reactions(&mut conn, row).await
+    }
+
+    #[tracing::instrument(skip_all, fields(message = %id))]
+    async fn delete_message(&self, id: MessageId, at: DateTime<Utc>) -> Result<Option<StoredMessage>, RepoError> {
+        let mut conn = self.conn().await?;
+        let row = diesel::update(messages::table.find(id.as_uuid()))
+            .set((
+                messages::content.eq(None::<Vec<u8>>),
+                messages::key_version.eq(None::<i32>),
+                messages::deleted_at.eq(coalesce(messages::deleted_at, Some(at))),
+            ))
+            .returning(MessageRow::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .map_err(repo("deleting a message"))?;
+        one_with_reactions(&mut conn, row).await
+    }
+
+    #[tracing::instrument(skip_all, fields(message = %message, user = %user))]
+    async fn toggle_reaction(
+        &self,
+        message: MessageId,
+        user: UserId,
+        emoji: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<StoredMessage>, RepoError> {
+        let id = message.as_uuid();
+        let key = (id, user.as_uuid(), emoji);
+        let mut conn = self.conn().await?;
+        let row = (*conn)
+            .transaction::<_, DieselError, _>(async |conn: &mut AsyncPgConnection| {
+                let exists =
+                    messages::table.find(id).select(messages::id).first::<Uuid>(conn).await.optional()?.is_some();
+                if !exists {
+                    return Ok(None);
+                }
+                let removed = diesel::delete(message_reactions::table.find(key)).execute(conn).await?;
+                if removed == 0 {
+                    diesel::insert_into(message_reactions::table)
+                        .values((
+                            message_reactions::message_id.eq(id),
+                            message_reactions::user_id.eq(user.as_uuid()),
+                            message_reactions::emoji.eq(emoji),
+                            message_reactions::created_at.eq(at),
+                        ))
+                        .on_conflict_do_nothing()
+                        .execute(conn)
+                        .await?;
+                }
+                messages::table.find(id).select(MessageRow::as_select()).first(conn).await.map(Some)
+            })
+            .await
+            .map_err(repo("toggling a reaction"))?;
+        one_with_reactions(&mut conn, row).await
+    }
+}
+
+impl PgStore {
+    /// The message that made an insert a duplicate, read after the insert's rollback.
+    async fn original(&self, message: &NewMessage) -> Result<InsertOutcome, RepoError> {
+        let key = message.client_msg_id.as_deref().ok_or(RepoError::msg("duplicate message without a clientMsgId"))?;
+        let original = self
+            .message_by_client_msg_id(message.conversation_id.as_uuid(), message.sender_id.as_uuid(), key)
+            .await?
+            .ok_or(RepoError::msg("the message a clientMsgId duplicates has vanished"))?;
+        Ok(InsertOutcome::Duplicate(original))
+    }
+}

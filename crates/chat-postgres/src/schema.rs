@@ -1,0 +1,154 @@
+//! Diesel's view of the tables in `migrations/postgres`, kept in sync with the SQL by hand:
+//! the same tables, columns, types and nullability that `diesel print-schema` prints for a
+//! migrated database (in the SQL's order rather than alphabetical).
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        display_name -> Text,
+        avatar_url -> Nullable<Text>,
+        password_hash -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (digest) {
+        digest -> Bytea,
+        family_id -> Uuid,
+        user_id -> Uuid,
+        issued_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    workspaces (id) {
+        id -> Uuid,
+        name -> Text,
+        slug -> Text,
+        created_by -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    workspace_members (workspace_id, user_id) {
+        workspace_id -> Uuid,
+        user_id -> Uuid,
+        role -> Text,
+        joined_at -> Timestamptz,
+        ordinal -> Int8,
+    }
+}
+
+diesel::table! {
+    workspace_keys (workspace_id, version) {
+        workspace_id -> Uuid,
+        version -> Int4,
+        wrapped -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    conversations (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        kind -> Text,
+        name -> Nullable<Text>,
+        description -> Nullable<Text>,
+        icon -> Nullable<Text>,
+        document_id -> Nullable<Text>,
+        unique_key -> Nullable<Text>,
+        is_encrypted -> Bool,
+        max_participants -> Int4,
+        created_by -> Uuid,
+        last_seq -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        archived_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    conversation_members (conversation_id, user_id) {
+        conversation_id -> Uuid,
+        user_id -> Uuid,
+        role -> Text,
+        joined_at -> Timestamptz,
+        last_read_seq -> Int8,
+        last_read_at -> Nullable<Timestamptz>,
+        is_muted -> Bool,
+        ordinal -> Int8,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> Uuid,
+        conversation_id -> Uuid,
+        seq -> Int8,
+        sender_id -> Uuid,
+        client_msg_id -> Nullable<Text>,
+        kind -> Text,
+        content -> Nullable<Bytea>,
+        key_version -> Nullable<Int4>,
+        reply_to_id -> Nullable<Uuid>,
+        reply_count -> Int8,
+        edited_at -> Nullable<Timestamptz>,
+        deleted_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    message_reactions (message_id, user_id, emoji) {
+        message_id -> Uuid,
+        user_id -> Uuid,
+        emoji -> Text,
+        created_at -> Timestamptz,
+        ordinal -> Int8,
+    }
+}
+
+diesel::table! {
+    presence (user_id, workspace_id) {
+        user_id -> Uuid,
+        workspace_id -> Uuid,
+        status -> Text,
+        last_seen -> Timestamptz,
+    }
+}
+
+diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(workspaces -> users (created_by));
+diesel::joinable!(workspace_members -> workspaces (workspace_id));
+diesel::joinable!(workspace_members -> users (user_id));
+diesel::joinable!(workspace_keys -> workspaces (workspace_id));
+diesel::joinable!(conversations -> workspaces (workspace_id));
+diesel::joinable!(conversations -> users (created_by));
+diesel::joinable!(conversation_members -> conversations (conversation_id));
+diesel::joinable!(conversation_members -> users (user_id));
+diesel::joinable!(messages -> conversations (conversation_id));
+diesel::joinable!(messages -> users (sender_id));
+diesel::joinable!(message_reactions -> messages (message_id));
+diesel::joinable!(message_reactions -> users (user_id));
+diesel::joinable!(presence -> workspaces (workspace_id));
+diesel::joinable!(presence -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    refresh_tokens,
+    workspaces,
+    workspace_members,
+    workspace_keys,
+    conversations,
+    conversation_members,
+    messages,
+    message_reactions,
+    presence,
+);

@@ -1,0 +1,319 @@
+//! [`MessageRepository`]: messages with a gap-free per-conversation `seq`, idempotent
+//! inserts, threads, edits, soft deletes and reactions.
+
+use async_trait::async_trait;
+use chat_domain::cipher::Sealed;
+use chat_domain::error::RepoError;
+use chat_domain::ids::{ConversationId, MessageId, UserId};
+use chat_domain::message::{InsertOutcome, MessagePage, MessageRepository, MessageWindow, NewMessage, StoredMessage};
+use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+use diesel::sql_types::BigInt;
+
+use crate::rows::{MessageRow, ReactionRow, Reactions, key, micros};
+use crate::schema::{conversation_members, conversations, message_reactions, messages};
+use crate::store::{SqliteStore, Tx, coalesce, unique_violation};
+
+/// Reactions of the given messages, in one query, in reaction order.
+fn reactions_of(c: &mut SqliteConnection, ids: &[Vec<u8>]) -> QueryResult<Reactions> {
+    if ids.is_empty() {
+        return Ok(Reactions::default());
+    }
+    let rows = message_reactions::table
+        .filter(message_reactions::message_id.eq_any(ids))
+        .order_by(message_reactions::created_at.asc())
+        .then_order_by(sql::<BigInt>("message_reactions.rowid"))
+        .select(ReactionRow::as_select())
+        .load(c)?;
+    Reactions::group(rows)
+}
+
+/// Rows with their reactions (one more query for all of them).
+fn with_reactions(c: &mut SqliteConnection, rows: Vec<MessageRow>) -> QueryResult<Vec<StoredMessage>> {
+    let ids: Vec<Vec<u8>> = rows.iter().map(|r| r.id.clone()).collect();
+    let mut reactions = reactions_of(c, &ids)?;
+    rows.into_iter().map(|row| row.into_message(&mut reactions)).collect()
+}
+
+fn one_with_reactions(c: &mut SqliteConnection, row: Option<MessageRow>) -> QueryResult<Option<StoredMessage>> {
+    Ok(with_reactions(c, row.into_iter().collect())?.pop())
+}
+
+fn find_row(c: &mut SqliteConnection, id: &[u8]) -> QueryResult<Option<MessageRow>> {
+    messages::table.find(id).select(MessageRow::as_select()).first(c).optional()
+}
+
+fn find_by_client_msg_id(
+    c: &mut SqliteConnection,
+    conversation: &[u8],
+    sender: &[u8],
+    client_msg_id: &str,
+) -> QueryResult<Option<StoredMessage>> {
+    let row = messages::table
+        .filter(messages::conversation_id.eq(conversation))
+        .filter(messages::sender_id.eq(sender))
+        .filter(messages::client_msg_id.eq(client_msg_id))
+        .select(MessageRow::as_select())
+        .first(c)
+        .optional()?;
+    one_with_reactions(c, row)
+}
+
+/// Why an insert transaction was rolled back.
+enum NotInserted {
+    /// No open conversation to take a seq from.
+    Archived,
+    /// The sender's `clientMsgId` is taken in this conversation.
+    Duplicate,
+}
+
+#[async_trait]
+impl MessageRepository for SqliteStore {
+    #[tracing::instrument(skip_all, fields(message = %new.id, conversation = %new.conversation_id, sender = %new.sender_id))]
+    async fn insert_message(&self, new: &NewMessage) -> Result<InsertOutcome, RepoError> {
+        let row = MessageRow {
+            id: key(new.id.as_uuid()),
+            conversation_id: key(new.conversation_id.as_uuid()),
+            seq: 0,
+            sender_id: key(new.sender_id.as_uuid()),
+            client_msg_id: new.client_msg_id.clone(),
+            kind: new.kind.as_str().to_owned(),
+            content: Some(new.content.bytes.clone()),
+            key_version: Some(new.content.key_version),
+            reply_to_id: new.reply_to_id.map(|id| key(id.as_uuid())),
+            reply_count: 0,
+            edited_at: None,
+            deleted_at: None,
+            created_at: micros(new.created_at),
+        };
+        let (conversation_id, sender_id, client_msg_id) =
+            (row.conversation_id.clone(), row.sender_id.clone(), row.client_msg_id.clone());
+        self.run("inserting a message", move |c| {
+            let inserted = c.immediate_transaction(|c| {
+                let mut row = row;
+                // Taking the seq writes the conversation row first, under the write lock held
+                // since BEGIN IMMEDIATE: concurrent senders queue here, in commit order.
+                let seq = diesel::update(
+                    conversations::table.find(&row.conversation_id).filter(conversations::archived_at.is_null()),
+                )
+                .set(conversations::last_seq.eq(conversations::last_seq + 1))
+                .returning(conversations::last_seq)
+                .get_result::<i64>(c)
+                .optional()?;
+                row.seq = seq.ok_or(Tx::Outcome(NotInserted::Archived))?;
+                diesel::insert_into(messages::table).values(&row).execute(c).map_err(|e| {
+                    if row.client_msg_id.is_some() && unique_violation(&e, "messages.client_msg_id") {
+                        // Rolling back also gives the seq back.
+                        Tx::Outcome(NotInserted::Duplicate)
+                    } else {
+                        Tx::Db(e)
+                    }
+                })?;
+                if let Some(root) = &row.reply_to_id {
+                    diesel::update(
+                        messages::table.find(root).filter(messages::conversation_id.eq(&row.conversation_id)),
+                    )
+                    .set(messages::reply_count.eq(messages::reply_count + 1))
+                    .execute(c)?;
+                }
+                // The sender has read what they sent: their watermark moves forward to it.
+                diesel::update(
+                    conversation_members::table
+                        .find((&row.conversation_id, &row.sender_id))
+                        .filter(conversation_members::last_read_seq.lt(row.seq)),
+                )
+                .set((
+                    conversation_members::last_read_seq.eq(row.seq),
+                    conversation_members::last_read_at.eq(row.created_at),
+                ))
+                .execute(c)?;
+                Ok(row)
+            });
+            match inserted {
+                Ok(row) => Ok(InsertOutcome::Inserted(row.into_message(&mut Reactions::default())?)),
+                Err(Tx::Db(e)) => Err(e),
+                Err(Tx::Outcome(not_inserted)) => {
+                    // Rolled back. An original with this clientMsgId was committed before our
+                    // transaction began (we held the write lock), so this read sees it; an
+                    // idempotent retry gets it even once the conversation is archived.
+                    let original = match &client_msg_id {
+                        Some(client_msg_id) => find_by_client_msg_id(c, &conversation_id, &sender_id, client_msg_id)?,
+                        None => None,
+                    };
+                    match (original, not_inserted) {
+                        (Some(original), _) => Ok(InsertOutcome::Duplicate(original)),
+                        (None, NotInserted::Archived) => Ok(InsertOutcome::Archived),
+                        // Messages are never hard-deleted, so the row that clashed is still there.
+                        (None, NotInserted::Duplicate) => Err(DieselError::NotFound),
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(message = %id))]
+    async fn find_message(&self, id: MessageId) -> Result<Option<StoredMessage>, RepoError> {
+        self.run("finding a message", move |c| {
+            c.transaction(|c| {
+                let row = find_row(c, &key(id.as_uuid()))?;
+                one_with_reactions(c, row)
+            })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(conversation = %conversation, sender = %sender))]
+    async fn find_by_client_msg_id(
+        &self,
+        conversation: ConversationId,
+        sender: UserId,
+        client_msg_id: &str,
+    ) -> Result<Option<StoredMessage>, RepoError> {
+        let client_msg_id = client_msg_id.to_owned();
+        self.run("finding a message by clientMsgId", move |c| {
+            c.transaction(|c| {
+                find_by_client_msg_id(c, &key(conversation.as_uuid()), &key(sender.as_uuid()), &client_msg_id)
+            })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(conversation = %conversation, limit = page.limit))]
+    async fn list_messages(
+        &self,
+        conversation: ConversationId,
+        page: &MessagePage,
+    ) -> Result<Vec<StoredMessage>, RepoError> {
+        let page = *page;
+        self.run("listing messages", move |c| {
+            c.transaction(|c| {
+                let of_conversation = messages::table
+                    .filter(messages::conversation_id.eq(key(conversation.as_uuid())))
+                    .select(MessageRow::as_select())
+                    .limit(i64::from(page.limit))
+                    .into_boxed();
+                let query = match page.window {
+                    MessageWindow::Latest { before, offset } => {
+                        let query = of_conversation.order_by(messages::seq.desc()).offset(i64::from(offset));
+                        match before {
+                            Some(before) => query.filter(messages::seq.lt(before)),
+                            None => query,
+                        }
+                    }
+                    MessageWindow::After { after } => {
+                        of_conversation.filter(messages::seq.gt(after)).order_by(messages::seq.asc())
+                    }
+                };
+                let rows = query.load(c)?;
+                with_reactions(c, rows)
+            })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(root = %root, after = after, limit = limit))]
+    async fn list_thread(&self, root: MessageId, after: i64, limit: u32) -> Result<Vec<StoredMessage>, RepoError> {
+        let root = key(root.as_uuid());
+        self.run("listing a thread", move |c| {
+            c.transaction(|c| {
+                let Some(root_row) = find_row(c, &root)? else { return Ok(Vec::new()) };
+                let replies = messages::table
+                    .filter(messages::reply_to_id.eq(&root))
+                    .filter(messages::seq.gt(after))
+                    .order_by(messages::seq.asc())
+                    .limit(i64::from(limit))
+                    .select(MessageRow::as_select())
+                    .load(c)?;
+                let mut rows = Vec::with_capacity(replies.len() + 1);
+                rows.push(root_row);
+                rows.extend(replies);
+                with_reactions(c, rows)
+            })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(message = %id))]
+    async fn edit_message(
+        &self,
+        id: MessageId,
+        content: &Sealed,
+        at: DateTime<Utc>,
+    ) -> Result<Option<StoredMessage>, RepoError> {
+        let (id, sealed, at) = (key(id.as_uuid()), content.clone(), micros(at));
+        self.run("editing a message", move |c| {
+            c.immediate_transaction(|c| {
+                let row = diesel::update(messages::table.find(&id).filter(messages::deleted_at.is_null()))
+                    .set((
+                        messages::content.eq(sealed.bytes),
+                        messages::key_version.eq(sealed.key_version),
+                        messages::edited_at.eq(at),
+                    ))
+                    .returning(MessageRow::as_returning())
+                    .get_result(c)
+                    .optional()?;
+                one_with_reactions(c, row)
+            })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(message = %id))]
+    async fn delete_message(&self, id: MessageId, at: DateTime<Utc>) -> Result<Option<StoredMessage>, RepoError> {
+        let (id, at) = (key(id.as_uuid()), micros(at));
+        self.run("deleting a message", move |c| {
+            c.immediate_transaction(|c| {
+                // Soft delete: the sealed bytes go, the row and its seq stay.
+                let row = diesel::update(messages::table.find(&id))
+                    .set((
+                        messages::content.eq(None::<Vec<u8>>),
+                        messages::key_version.eq(None::<i32>),
+                        messages::deleted_at.eq(coalesce(messages::deleted_at, at)),
+                    ))
+                    .returning(MessageRow::as_returning())
+                    .get_result(c)
+                    .optional()?;
+                one_with_reactions(c, row)
+            })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(message = %message, user = %user))]
+    async fn toggle_reaction(
+        &self,
+        message: MessageId,
+        user: UserId,
+        emoji: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<StoredMessage>, RepoError> {
+        let reaction = ReactionRow {
+            message_id: key(message.as_uuid()),
+            user_id: key(user.as_uuid()),
+            emoji: emoji.to_owned(),
+            created_at: micros(at),
+        };
+        self.run("toggling a reaction", move |c| {
+            c.immediate_transaction(|c| {
+                let Some(row) = find_row(c, &reaction.message_id)? else { return Ok(None) };
+                let added = diesel::insert_into(message_reactions::table)
+                    .values(&reaction)
+                    .on_conflict_do_nothing()
+                    .execute(c)?;
+                if added == 0 {
+                    diesel::delete(message_reactions::table.find((
+                        &reaction.message_id,
+                        &reaction.user_id,
+                        &reaction.emoji,
+                    )))
+                    .execute(c)?;
+                }
+                one_with_reactions(c, Some(row))
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,10 @@
+DROP TABLE presence;
+DROP TABLE message_reactions;
+DROP TABLE messages;
+DROP TABLE conversation_members;
+DROP TABLE conversations;
+DROP TABLE workspace_keys;
+DROP TABLE workspace_members;
+DROP TABLE workspaces;
+DROP TABLE refresh_tokens;
+DROP TABLE users;

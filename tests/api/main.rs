@@ -1,0 +1,11 @@
+//! The API suite: every scenario runs against a real server on port 0, once over a fresh
+//! SQLite file and once over a fresh PostgreSQL database (skipped only when PostgreSQL is not
+//! reachable and `CHAT_REQUIRE_SERVICES` is not `1`; CI sets it).
+
+mod helpers;
+
+mod auth;
+mod conversations;
+mod isolation;
+mod messages;
+mod operations;
