@@ -178,8 +178,10 @@ impl TestApp {
         self.post("/chat/conversations", user, body).await
     }
 
-    pub(crate) async fn channel(
+    /// Creates a named conversation of `kind` (`CHANNEL` or `GROUP`) with `members` besides `user`.
+    async fn named(
         &self,
+        kind: &str,
         user: &TestUser,
         workspace: Uuid,
         name: &str,
@@ -187,13 +189,20 @@ impl TestApp {
     ) -> Conversation {
         let ids: Vec<Uuid> = members.iter().map(|m| m.id).collect();
         let reply = self
-            .create_conversation(
-                user,
-                json!({"type": "CHANNEL", "workspaceId": workspace, "name": name, "memberIds": ids}),
-            )
+            .create_conversation(user, json!({"type": kind, "workspaceId": workspace, "name": name, "memberIds": ids}))
             .await;
         reply.assert_status(201);
         reply.json()
+    }
+
+    pub(crate) async fn channel(
+        &self,
+        user: &TestUser,
+        workspace: Uuid,
+        name: &str,
+        members: &[&TestUser],
+    ) -> Conversation {
+        self.named("CHANNEL", user, workspace, name, members).await
     }
 
     pub(crate) async fn group(
@@ -203,15 +212,7 @@ impl TestApp {
         name: &str,
         members: &[&TestUser],
     ) -> Conversation {
-        let ids: Vec<Uuid> = members.iter().map(|m| m.id).collect();
-        let reply = self
-            .create_conversation(
-                user,
-                json!({"type": "GROUP", "workspaceId": workspace, "name": name, "memberIds": ids}),
-            )
-            .await;
-        reply.assert_status(201);
-        reply.json()
+        self.named("GROUP", user, workspace, name, members).await
     }
 
     pub(crate) async fn send(&self, user: &TestUser, conversation: Uuid, content: &str) -> Message {

@@ -72,6 +72,7 @@ pub mod ids;
 pub mod message;
 pub mod presence;
 pub mod reaction;
+pub mod realtime;
 pub mod text;
 pub mod user;
 pub mod workspace;

@@ -14,5 +14,6 @@
 #![forbid(unsafe_code)]
 
 pub mod rest;
+pub mod ws;
 
 pub use rest::*;
