@@ -29,7 +29,6 @@ pub(crate) struct TestApp {
     pub(crate) base: String,
     pub(crate) client: reqwest::Client,
     pub(crate) storage: Storage,
-    pub(crate) events: chat_http::events::InProcessPublisher,
     _guards: Vec<Box<dyn Any + Send>>,
 }
 
@@ -81,6 +80,11 @@ impl TestApp {
     /// Spawns a server on `backend`; `None` when that backend's service is unavailable and
     /// not required (see `CHAT_REQUIRE_SERVICES`).
     pub(crate) async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    /// [`Self::spawn`] with extra settings (`(NAME, value)`, overriding the test defaults).
+    pub(crate) async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut guards: Vec<Box<dyn Any + Send>> = Vec::new();
         let (database_url, storage) = match backend {
@@ -103,14 +107,20 @@ impl TestApp {
             ("ENCRYPTION_KEY", random_hex(32)),
             ("HTTP_WORKERS", "2".to_owned()),
             ("DATABASE_POOL_SIZE", "8".to_owned()),
+            // Scenarios send in bursts; the limits have tests of their own.
+            ("RATE_LIMIT_MESSAGES_PER_MINUTE", "0".to_owned()),
+            ("RATE_LIMIT_CONNECTIONS_PER_MINUTE", "0".to_owned()),
         ];
-        let settings = Settings::from_vars(vars.into_iter().map(|(k, v)| (k.to_owned(), v))).expect("settings");
+        let vars = vars
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .chain(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let settings = Settings::from_vars(vars).expect("settings");
         let app = Application::build(settings).await.expect("server starts");
         let base = format!("http://127.0.0.1:{}", app.port());
-        let events = app.events.clone();
         tokio::spawn(app.run_until_stopped());
         guards.push(Box::new(dir));
-        Some(Self { base, client: reqwest::Client::new(), storage, events, _guards: guards })
+        Some(Self { base, client: reqwest::Client::new(), storage, _guards: guards })
     }
 
     /// Any request; `body` is sent as JSON when given.

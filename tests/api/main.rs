@@ -3,9 +3,11 @@
 //! reachable and `CHAT_REQUIRE_SERVICES` is not `1`; CI sets it).
 
 mod helpers;
+mod ws;
 
 mod auth;
 mod conversations;
 mod isolation;
 mod messages;
 mod operations;
+mod realtime;

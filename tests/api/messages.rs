@@ -1,9 +1,6 @@
-use std::collections::HashSet;
-use std::sync::Arc;
-
-use chat_domain::event::DomainEvent;
 use chat_protocol::{Message, Page};
 use serde_json::json;
+use std::collections::HashSet;
 
 use crate::helpers::TestApp;
 use crate::on_both_stores;
@@ -15,7 +12,6 @@ on_both_stores!(
     threads_attach_replies_to_their_root,
     history_pages_newest_first_and_after_a_seq,
     content_is_sanitised_and_bounded,
-    rest_actions_publish_events,
 );
 
 async fn a_message_is_sent_read_edited_reacted_to_and_deleted(app: TestApp) {
@@ -180,28 +176,4 @@ async fn content_is_sanitised_and_bounded(app: TestApp) {
     let page: Page<Message> = app.messages(&cast.alice, channel.id, "").await;
     assert_eq!(page.items.len(), 1, "refused messages changed nothing");
     assert_eq!(app.send(&cast.alice, channel.id, &"y".repeat(4000)).await.seq, 2);
-}
-
-async fn rest_actions_publish_events(app: TestApp) {
-    let mut events = app.events.subscribe();
-    let cast = app.cast().await;
-    let group = app.group(&cast.alice, cast.workspace, "events", &[&cast.bob]).await;
-    let sent = app.send(&cast.bob, group.id, "hello").await;
-    app.post(&format!("/chat/conversations/{}/read", group.id), &cast.alice, json!({"seq": 1}))
-        .await
-        .assert_status(200);
-    let mut seen: Vec<Arc<DomainEvent>> = Vec::new();
-    while let Ok(Ok(event)) = tokio::time::timeout(std::time::Duration::from_secs(2), events.recv()).await {
-        let done = matches!(&*event, DomainEvent::ReadMoved { .. });
-        seen.push(event);
-        if done {
-            break;
-        }
-    }
-    assert!(seen.iter().any(|e| matches!(&**e, DomainEvent::ConversationCreated { conversation, member_ids }
-        if conversation.id.as_uuid() == group.id && member_ids.len() == 2)));
-    assert!(seen.iter().any(|e| matches!(&**e, DomainEvent::MessageCreated { message, .. }
-        if message.id.as_uuid() == sent.id && message.content == "hello")));
-    assert!(seen.iter().any(|e| matches!(&**e, DomainEvent::ReadMoved { user_id, seq: 1, .. }
-        if user_id.as_uuid() == cast.alice.id)));
 }

@@ -59,6 +59,12 @@ pub enum DomainError {
     /// The action conflicts with the current state (archived conversation, duplicate member…).
     #[error("{0}")]
     Conflict(&'static str),
+    /// Too many requests of this kind; try again after the given time.
+    #[error("rate limited; retry after {retry_after:?}")]
+    RateLimited {
+        /// How long until a request would be allowed.
+        retry_after: std::time::Duration,
+    },
     /// Storage or crypto failed; the cause is kept for the logs.
     #[error("internal error")]
     Internal(#[source] Box<dyn StdError + Send + Sync>),

@@ -93,6 +93,24 @@ pub enum DomainEvent {
         /// Who.
         user_id: UserId,
     },
+    /// `typing:start`.
+    TypingStarted {
+        /// Its workspace.
+        workspace_id: WorkspaceId,
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// Who.
+        user_id: UserId,
+    },
+    /// `typing:stop` (also on expiry).
+    TypingStopped {
+        /// Its workspace.
+        workspace_id: WorkspaceId,
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// Who.
+        user_id: UserId,
+    },
     /// `presence_update`.
     PresenceChanged {
         /// The new record.

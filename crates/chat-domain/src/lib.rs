@@ -74,6 +74,7 @@ pub mod presence;
 pub mod reaction;
 pub mod realtime;
 pub mod text;
+pub mod typing;
 pub mod user;
 pub mod workspace;
 
@@ -86,11 +87,19 @@ pub struct Limits {
     pub max_participants: u32,
     /// Refresh-token lifetime (default 30 days).
     pub refresh_token_ttl: chrono::Duration,
+    /// Messages a user may send per minute, with bursts up to that many (default 60; 0
+    /// disables).
+    pub messages_per_minute: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_message_chars: 4000, max_participants: 10_000, refresh_token_ttl: chrono::Duration::days(30) }
+        Self {
+            max_message_chars: 4000,
+            max_participants: 10_000,
+            refresh_token_ttl: chrono::Duration::days(30),
+            messages_per_minute: 60,
+        }
     }
 }
 
@@ -120,6 +129,10 @@ pub struct Ports {
     pub tokens: Arc<dyn user::TokenIssuer>,
     /// Event fan-out.
     pub events: Arc<dyn event::EventPublisher>,
+    /// Live connections, for presence.
+    pub tracker: Arc<dyn realtime::ConnectionTracker>,
+    /// Rate limits.
+    pub limiter: Arc<dyn realtime::RateLimiter>,
     /// Time.
     pub clock: Arc<dyn clock::Clock>,
 }
@@ -137,6 +150,8 @@ pub struct Chat {
     pub messages: message::MessageService,
     /// Presence.
     pub presence: presence::PresenceService,
+    /// Typing indicators.
+    pub typing: typing::TypingService,
 }
 
 impl Chat {
@@ -165,18 +180,26 @@ impl Chat {
                 limits.refresh_token_ttl,
             ),
             workspaces: workspace::WorkspaceService::new(ports.workspaces.clone(), ports.users, ports.clock.clone()),
+            typing: typing::TypingService::new(access.clone(), ports.events.clone(), ports.clock.clone()),
             messages: message::MessageService::new(
                 access,
                 ports.messages,
                 conversations.clone(),
                 codec,
                 ports.sanitizer,
+                ports.limiter,
                 ports.events.clone(),
                 ports.clock.clone(),
                 limits,
             ),
             conversations,
-            presence: presence::PresenceService::new(ports.presence, ports.workspaces, ports.events, ports.clock),
+            presence: presence::PresenceService::new(
+                ports.presence,
+                ports.workspaces,
+                ports.tracker,
+                ports.events,
+                ports.clock,
+            ),
         }
     }
 }

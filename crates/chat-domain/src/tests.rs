@@ -27,6 +27,7 @@ use crate::event::{DomainEvent, EventPublisher};
 use crate::ids::{ConversationId, MessageId, UserId, WorkspaceId};
 use crate::message::{MessageType, MockMessageRepository, NewMessage, StoredMessage};
 use crate::presence::MockPresenceRepository;
+use crate::realtime::{MockConnectionTracker, MockRateLimiter};
 use crate::user::{
     DisplayName, Email, MockPasswordHasher, MockSessionRepository, MockTokenIssuer, MockUserRepository, User,
 };
@@ -53,6 +54,26 @@ pub(crate) struct FixedClock;
 impl Clock for FixedClock {
     fn now(&self) -> DateTime<Utc> {
         now()
+    }
+}
+
+/// A clock the test moves by hand (starting at [`now()`]).
+#[derive(Debug)]
+pub(crate) struct ManualClock(std::sync::Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self(std::sync::Mutex::new(now())))
+    }
+
+    pub(crate) fn advance(&self, by: chrono::Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
     }
 }
 
@@ -286,6 +307,10 @@ pub(crate) struct Mocks {
     pub(crate) presence: MockPresenceRepository,
     pub(crate) hasher: MockPasswordHasher,
     pub(crate) tokens: MockTokenIssuer,
+    pub(crate) tracker: MockConnectionTracker,
+    pub(crate) limiter: MockRateLimiter,
+    /// The services' clock ([`FixedClock`] unless a test moves time).
+    pub(crate) clock: Arc<dyn Clock>,
     /// `None`: the [`TagStripper`].
     pub(crate) sanitizer: Option<MockContentSanitizer>,
     pub(crate) limits: Limits,
@@ -313,6 +338,9 @@ impl Mocks {
             presence: MockPresenceRepository::new(),
             hasher: MockPasswordHasher::new(),
             tokens: MockTokenIssuer::new(),
+            tracker: MockConnectionTracker::new(),
+            limiter: MockRateLimiter::new(),
+            clock: Arc::new(FixedClock),
             sanitizer: None,
             limits: Limits::default(),
             workspace_members: Vec::new(),
@@ -364,6 +392,8 @@ impl Mocks {
         let stored = self.stored;
         self.messages.expect_find_message().returning(move |id| Ok(stored.iter().find(|m| m.id == id).cloned()));
 
+        // Unless a test says otherwise, nobody is rate limited.
+        self.limiter.expect_acquire().returning(|_, _, _| Ok(Ok(())));
         let events = Arc::new(RecordingEvents::default());
         let sanitizer: Arc<dyn ContentSanitizer> = match self.sanitizer {
             Some(mock) => Arc::new(mock),
@@ -381,7 +411,9 @@ impl Mocks {
             hasher: Arc::new(self.hasher),
             tokens: Arc::new(self.tokens),
             events: events.clone(),
-            clock: Arc::new(FixedClock),
+            tracker: Arc::new(self.tracker),
+            limiter: Arc::new(self.limiter),
+            clock: self.clock,
         };
         Harness { chat: Chat::new(ports, self.limits), events }
     }

@@ -17,12 +17,24 @@ use crate::request_id;
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    retry_after: Option<std::time::Duration>,
     cause: Option<Box<dyn StdError + Send + Sync>>,
 }
 
 impl ApiError {
     fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), cause: None }
+        Self { status, message: message.into(), retry_after: None, cause: None }
+    }
+
+    /// The client-facing message.
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// 403 `forbidden`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
     }
 
     /// 400 `bad_request`.
@@ -84,11 +96,16 @@ impl From<DomainError> for ApiError {
             DomainError::Validation { field, message } => Self::invalid(format!("{field}: {message}")),
             DomainError::TooLarge { field, max } => Self::too_large(format!("{field} is longer than {max}")),
             DomainError::Conflict(why) => Self::new(StatusCode::CONFLICT, why),
-            DomainError::Internal(cause) => Self {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                message: "internal error".to_owned(),
-                cause: Some(cause),
+            DomainError::RateLimited { retry_after } => Self {
+                retry_after: Some(retry_after),
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("rate limited; retry after {} s", retry_after.as_secs_f64().ceil()),
+                )
             },
+            DomainError::Internal(cause) => {
+                Self { cause: Some(cause), ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error") }
+            }
         }
     }
 }
@@ -116,7 +133,15 @@ impl ResponseError for ApiError {
             }
             tracing::error!(cause = %chain, "request failed");
         }
-        error_response(self.status, self.code(), &self.message)
+        let mut res = error_response(self.status, self.code(), &self.message);
+        if let Some(retry_after) = self.retry_after {
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            res.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from(seconds.max(1)),
+            );
+        }
+        res
     }
 }
 

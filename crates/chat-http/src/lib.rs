@@ -30,7 +30,8 @@ use utoipa_actix_web::{AppExt, UtoipaApp};
 pub mod auth;
 mod convert;
 pub mod error;
-pub mod events;
+pub mod gateway;
+pub mod realtime;
 pub mod request_id;
 mod routes;
 pub mod sanitize;
@@ -50,6 +51,12 @@ pub struct AppState {
     pub chat: Chat,
     /// Readiness probe.
     pub readiness: Arc<dyn Readiness>,
+    /// Live delivery (the same value is the services' event publisher).
+    pub realtime: realtime::Realtime,
+    /// Rate limits the gateway applies itself (connections per IP).
+    pub limiter: Arc<dyn chat_domain::realtime::RateLimiter>,
+    /// Gateway settings.
+    pub gateway: gateway::GatewaySettings,
 }
 
 /// HTTP-level settings.
@@ -161,6 +168,7 @@ pub fn app(
         .app_data(web::PayloadConfig::default().limit(json_limit))
         .app_data(web::QueryConfig::default().error_handler(error::query_error))
         .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .service(gateway::upgrade)
         .route(
             "/openapi.json",
             web::get().to(move || {
@@ -198,6 +206,8 @@ pub fn serve(
     let server = HttpServer::new(move || app(state.clone(), json_limit))
         .workers(workers)
         .shutdown_timeout(shutdown)
+        // The caller owns signal handling: sockets are closed (1001) before the server stops.
+        .disable_signals()
         .listen(listener)?
         .run();
     Ok(server)

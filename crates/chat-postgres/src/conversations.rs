@@ -501,6 +501,24 @@ impl ConversationRepository for PgStore {
     }
 
     #[tracing::instrument(skip_all, fields(workspace = %workspace, user = %user))]
+    #[tracing::instrument(skip_all, fields(workspace = %workspace, user = %user))]
+    async fn conversation_heads(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+    ) -> Result<Vec<(ConversationId, i64)>, RepoError> {
+        let mut conn = self.conn().await?;
+        let heads: Vec<(Uuid, i64)> = conversation_members::table
+            .inner_join(conversations::table)
+            .filter(conversation_members::user_id.eq(user.as_uuid()))
+            .filter(conversations::workspace_id.eq(workspace.as_uuid()))
+            .select((conversations::id, conversations::last_seq))
+            .load(&mut conn)
+            .await
+            .map_err(repo("listing conversation heads"))?;
+        Ok(heads.into_iter().map(|(id, seq)| (ConversationId::from_uuid(id), seq)).collect())
+    }
+
     async fn unread_counts(
         &self,
         workspace: WorkspaceId,

@@ -59,6 +59,19 @@ impl PresenceRepository for PgStore {
     }
 
     #[tracing::instrument(skip_all, fields(workspace = %workspace))]
+    #[tracing::instrument(skip_all, fields(user = %user, workspace = %workspace))]
+    async fn find_presence(&self, user: UserId, workspace: WorkspaceId) -> Result<Option<Presence>, RepoError> {
+        let mut conn = self.conn().await?;
+        let row = presence::table
+            .find((user.as_uuid(), workspace.as_uuid()))
+            .select(PresenceRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(repo("finding presence"))?;
+        row.map(PresenceRow::into_domain).transpose()
+    }
+
     async fn list_presence(&self, workspace: WorkspaceId) -> Result<Vec<Presence>, RepoError> {
         let mut conn = self.conn().await?;
         // Only current members: a removed member's last record stays behind but is not shown.

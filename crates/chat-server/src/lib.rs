@@ -17,8 +17,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chat_crypto::{Argon2Hasher, EnvelopeCipher, JwtIssuer, MasterKey};
 use chat_domain::clock::SystemClock;
+use chat_domain::realtime::{ConnectionTracker, RateLimiter};
 use chat_domain::{Chat, Limits, Ports};
-use chat_http::events::InProcessPublisher;
+use chat_http::gateway::GatewaySettings;
+use chat_http::realtime::Realtime;
+use chat_http::realtime::local::{LocalConnectionTracker, LocalRateLimiter};
 use chat_http::sanitize::AmmoniaSanitizer;
 use chat_http::{AppState, HttpSettings, Readiness};
 use secrecy::ExposeSecret;
@@ -30,6 +33,9 @@ pub enum StartError {
     /// The store could not be opened or migrated.
     #[error("opening the store failed")]
     Store(#[source] chat_domain::error::RepoError),
+    /// Redis could not be reached.
+    #[error("connecting to Redis failed")]
+    Redis(#[source] chat_domain::error::RepoError),
     /// A key or secret could not be loaded.
     #[error("loading keys failed: {0}")]
     Keys(String),
@@ -78,13 +84,31 @@ impl Readiness for Probe<chat_postgres::PgStore> {
     }
 }
 
+/// Redis namespace of every key and channel the server uses.
+const REDIS_NAMESPACE: &str = "chat";
+
+/// The real-time parts: single-node, or shared through Redis.
+async fn realtime_parts(
+    settings: &Settings,
+) -> Result<(Realtime, Arc<dyn ConnectionTracker>, Arc<dyn RateLimiter>), StartError> {
+    let Some(url) = &settings.redis_url else {
+        return Ok((Realtime::local(), Arc::new(LocalConnectionTracker::new()), Arc::new(LocalRateLimiter::new())));
+    };
+    let url = url.expose_secret();
+    let (incoming_tx, incoming) = tokio::sync::mpsc::channel(4096);
+    let bus = chat_redis::RedisBus::connect(url, REDIS_NAMESPACE, incoming_tx).await.map_err(StartError::Redis)?;
+    let tracker = chat_redis::RedisConnectionTracker::connect(url, REDIS_NAMESPACE).await.map_err(StartError::Redis)?;
+    let limiter = chat_redis::RedisRateLimiter::connect(url, REDIS_NAMESPACE).await.map_err(StartError::Redis)?;
+    Ok((Realtime::clustered(Arc::new(bus), incoming), Arc::new(tracker), Arc::new(limiter)))
+}
+
 /// A built, bound server.
 #[allow(missing_debug_implementations)]
 pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
-    /// Live event stream (for the gateway and tests).
-    pub events: InProcessPublisher,
+    realtime: Realtime,
+    housekeeping: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -123,7 +147,7 @@ impl Application {
         )
         .map_err(|e| StartError::Keys(format!("JWT_SECRET: {e}")))?;
         let hasher = Argon2Hasher::new().map_err(|e| StartError::Keys(e.to_string()))?;
-        let events = InProcessPublisher::new(4096);
+        let (realtime, tracker, limiter) = realtime_parts(&settings).await?;
         let ports = Ports {
             users,
             sessions,
@@ -135,15 +159,26 @@ impl Application {
             sanitizer: Arc::new(AmmoniaSanitizer::default()),
             hasher: Arc::new(hasher),
             tokens: Arc::new(tokens),
-            events: Arc::new(events.clone()),
+            events: Arc::new(realtime.clone()),
+            tracker,
+            limiter: limiter.clone(),
             clock: Arc::new(SystemClock),
         };
         let limits = Limits {
             max_message_chars: settings.max_message_length,
             max_participants: settings.max_participants,
+            messages_per_minute: settings.rate_limit_messages_per_minute,
             ..Limits::default()
         };
-        let state = AppState { chat: Chat::new(ports, limits), readiness };
+        let chat = Chat::new(ports, limits);
+        let gateway = GatewaySettings {
+            cors_origin: settings.cors_origin.clone(),
+            connections_per_minute: settings.rate_limit_connections_per_minute,
+            queue_capacity: settings.ws_queue_capacity,
+            ..GatewaySettings::default()
+        };
+        let housekeeping = tokio::spawn(expire_typing(chat.clone()));
+        let state = AppState { chat, readiness, realtime: realtime.clone(), limiter, gateway };
         let listener = TcpListener::bind(&settings.bind)
             .map_err(|source| StartError::Bind { addr: settings.bind.clone(), source })?;
         let port =
@@ -151,7 +186,7 @@ impl Application {
         let http = HttpSettings { workers: settings.http_workers, ..HttpSettings::default() };
         let server = chat_http::serve(state, listener, http)
             .map_err(|source| StartError::Bind { addr: settings.bind.clone(), source })?;
-        Ok(Self { port, server, events })
+        Ok(Self { port, server, realtime, housekeeping })
     }
 
     /// The bound port (useful with `BIND=127.0.0.1:0`).
@@ -160,11 +195,58 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGINT/SIGTERM, then stops gracefully (in-flight requests finish).
+    /// Serves until SIGINT/SIGTERM, then stops gracefully: every socket is closed with 1001
+    /// (clients reconnect elsewhere and `resume`), and in-flight requests finish.
     ///
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let handle = self.server.handle();
+        let realtime = self.realtime.clone();
+        let mut server = tokio::spawn(self.server);
+        tokio::select! {
+            finished = &mut server => {
+                self.housekeeping.abort();
+                return finished.map_err(std::io::Error::other)?;
+            }
+            () = shutdown_signal() => {}
+        }
+        tracing::info!(sockets = realtime.hub().connections(), "shutting down: closing sockets");
+        realtime.close_all();
+        handle.stop(true).await;
+        self.housekeeping.abort();
+        server.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// Ends typing indicators that were not renewed in time, announcing `typing:stop`.
+async fn expire_typing(chat: Chat) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        chat.typing.expire().await;
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
     }
 }

@@ -63,6 +63,9 @@ pub struct Settings {
     pub bind: String,
     /// `FILE_STORE` (default: `$DATA_DIR/files`).
     pub file_store: Option<String>,
+    /// `WS_QUEUE_CAPACITY`: pushes a socket may have queued before it is closed as a slow
+    /// consumer (default 1024).
+    pub ws_queue_capacity: usize,
     /// `HTTP_WORKERS` (default: one per core).
     pub http_workers: usize,
     /// `LOG_FORMAT`: `text` (default) or `json`.
@@ -185,6 +188,7 @@ impl Settings {
             bind: vars.get("BIND").unwrap_or("127.0.0.1:8080").to_owned(),
             file_store: vars.get("FILE_STORE").map(str::to_owned),
             http_workers: vars.number("HTTP_WORKERS", 0_usize)?,
+            ws_queue_capacity: vars.number("WS_QUEUE_CAPACITY", 1024_usize)?.max(1),
             log_format,
         })
     }

@@ -329,6 +329,27 @@ impl ConversationRepository for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(workspace = %workspace, user = %user))]
+    async fn conversation_heads(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+    ) -> Result<Vec<(ConversationId, i64)>, RepoError> {
+        let (workspace, user) = (key(workspace.as_uuid()), key(user.as_uuid()));
+        self.run("listing conversation heads", move |c| {
+            conversation_members::table
+                .inner_join(conversations::table)
+                .filter(conversation_members::user_id.eq(&user))
+                .filter(conversations::workspace_id.eq(&workspace))
+                .select((conversations::id, conversations::last_seq))
+                .load::<(Vec<u8>, i64)>(c)?
+                .into_iter()
+                .map(|(id, seq)| Ok((ConversationId::from_uuid(uuid(&id)?), seq)))
+                .collect()
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(workspace = %workspace, user = %user))]
     async fn unread_counts(
         &self,
         workspace: WorkspaceId,

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chat_domain::error::RepoError;
-use chat_domain::ids::WorkspaceId;
+use chat_domain::ids::{UserId, WorkspaceId};
 use chat_domain::presence::{Presence, PresenceRepository};
 use diesel::dsl::sql;
 use diesel::prelude::*;
@@ -29,6 +29,21 @@ impl PresenceRepository for SqliteStore {
                 ))
                 .execute(c)
                 .map(drop)
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(user = %user, workspace = %workspace))]
+    async fn find_presence(&self, user: UserId, workspace: WorkspaceId) -> Result<Option<Presence>, RepoError> {
+        let id = (key(user.as_uuid()), key(workspace.as_uuid()));
+        self.run("finding presence", move |c| {
+            presence::table
+                .find(id)
+                .select(PresenceRow::as_select())
+                .first(c)
+                .optional()?
+                .map(PresenceRow::into_presence)
+                .transpose()
         })
         .await
     }

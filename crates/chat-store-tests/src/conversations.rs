@@ -326,3 +326,26 @@ pub async fn conversation_listings_carry_unread_counts_and_last_messages_most_re
     assert_eq!(oldest.unread_count, 1);
     assert_eq!(oldest.last_message.as_ref().map(|m| (m.seq, m.sender_id)), Some((3, ada.id)));
 }
+
+/// Conversation heads: the user's conversations of one workspace with their current `last_seq`,
+/// and none other.
+pub async fn conversation_heads_name_the_users_conversations_with_their_last_seq(stores: Stores) {
+    let ada = user(&stores, "ada").await;
+    let bob = user(&stores, "bob").await;
+    let here = workspace(&stores, &ada, "here", &[&bob]).await;
+    let there = workspace(&stores, &ada, "there", &[&bob]).await;
+    let busy = group(&stores, &here, &ada, &[&bob]).await;
+    let empty = group(&stores, &here, &ada, &[&bob]).await;
+    let not_his = group(&stores, &here, &ada, &[]).await;
+    let elsewhere = group(&stores, &there, &ada, &[&bob]).await;
+    for secs in 1..=3 {
+        send(&stores, &busy, &ada, at(secs)).await;
+    }
+    send(&stores, &not_his, &ada, at(4)).await;
+    send(&stores, &elsewhere, &ada, at(5)).await;
+
+    let heads = to_map(stores.conversations.conversation_heads(here.id, bob.id).await.expect("heads"));
+    assert_eq!(heads, HashMap::from([(busy.id, 3), (empty.id, 0)]));
+    let heads = to_map(stores.conversations.conversation_heads(there.id, bob.id).await.expect("heads"));
+    assert_eq!(heads, HashMap::from([(elsewhere.id, 1)]));
+}

@@ -149,6 +149,7 @@ macro_rules! behaviour_suite {
             the_read_watermark_only_moves_forward,
             unread_counts_cover_the_users_conversations_of_one_workspace,
             conversation_listings_carry_unread_counts_and_last_messages_most_recent_first,
+            conversation_heads_name_the_users_conversations_with_their_last_seq,
             // messages
             concurrent_senders_get_gapless_seqs,
             a_repeated_client_msg_id_yields_the_original_and_consumes_no_seq,
@@ -163,7 +164,7 @@ macro_rules! behaviour_suite {
             a_deleted_message_keeps_its_row_and_seq,
             reactions_toggle_and_group_by_emoji_in_order_of_first_use,
             // presence and keys
-            presence_is_upserted_per_user_and_workspace_and_listed_for_members,
+            presence_is_upserted_per_user_and_workspace_and_listed_and_found,
             workspace_keys_are_listed_by_version_and_never_overwritten,
         );
     };

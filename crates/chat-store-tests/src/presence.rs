@@ -15,9 +15,9 @@ async fn listed(stores: &Stores, workspace: WorkspaceId) -> Vec<Presence> {
     listed
 }
 
-/// One record per (user, workspace), replaced by each upsert; a workspace lists the records
-/// of its current members only.
-pub async fn presence_is_upserted_per_user_and_workspace_and_listed_for_members(stores: Stores) {
+/// One record per (user, workspace), replaced by each upsert and found by its key; a workspace
+/// lists the records of its current members only.
+pub async fn presence_is_upserted_per_user_and_workspace_and_listed_and_found(stores: Stores) {
     let ada = user(&stores, "ada").await;
     let bob = user(&stores, "bob").await;
     let here = workspace(&stores, &ada, "here", &[&bob]).await;
@@ -38,6 +38,10 @@ pub async fn presence_is_upserted_per_user_and_workspace_and_listed_for_members(
     for update in &updates {
         stores.presence.upsert_presence(update).await.expect("upsert");
     }
+
+    assert_eq!(stores.presence.find_presence(ada.id, here.id).await.expect("find"), Some(updates[2].clone()));
+    assert_eq!(stores.presence.find_presence(ada.id, there.id).await.expect("find"), Some(updates[3].clone()));
+    assert_eq!(stores.presence.find_presence(bob.id, there.id).await.expect("find"), None);
 
     let mut expected = vec![updates[2].clone(), updates[1].clone()];
     expected.sort_by_key(|p| p.user_id);

@@ -133,6 +133,17 @@ pub trait ConversationRepository: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<Option<Member>, RepoError>;
 
+    /// The conversations of `workspace` that `user` is a member of, each with its current
+    /// `last_seq`, in one query (the real-time hub's routing table and sequencer start).
+    ///
+    /// # Errors
+    /// [`RepoError`] on storage failure.
+    async fn conversation_heads(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+    ) -> Result<Vec<(ConversationId, i64)>, RepoError>;
+
     /// Unread counts of every conversation of `workspace` that `user` is in (zeros included),
     /// in one query.
     ///

@@ -557,6 +557,16 @@ impl ConversationService {
         Ok(after.last_read_seq)
     }
 
+    /// The caller's conversations in a workspace with their current `last_seq` (what a
+    /// socket joining the workspace subscribes to).
+    ///
+    /// # Errors
+    /// `NotFound` when the caller is not in the workspace.
+    pub async fn heads(&self, actor: UserId, workspace: WorkspaceId) -> DomainResult<Vec<(ConversationId, i64)>> {
+        self.access.workspace_role(actor, workspace).await?;
+        Ok(self.conversations.conversation_heads(workspace, actor).await?)
+    }
+
     /// Unread counts over the caller's conversations in a workspace.
     ///
     /// # Errors

@@ -12,6 +12,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::event::{DomainEvent, EventPublisher};
 use crate::ids::{ConversationId, MessageId, UserId};
 use crate::reaction::Emoji;
+use crate::realtime::{RateKind, RateLimiter};
 
 /// Longest accepted `clientMsgId`.
 pub const MAX_CLIENT_MSG_ID_LEN: usize = 128;
@@ -57,6 +58,7 @@ pub struct MessageService {
     conversations: ConversationService,
     codec: MessageCodec,
     sanitizer: Arc<dyn ContentSanitizer>,
+    limiter: Arc<dyn RateLimiter>,
     events: Arc<dyn EventPublisher>,
     clock: Arc<dyn Clock>,
     limits: Limits,
@@ -78,11 +80,12 @@ impl MessageService {
         conversations: ConversationService,
         codec: MessageCodec,
         sanitizer: Arc<dyn ContentSanitizer>,
+        limiter: Arc<dyn RateLimiter>,
         events: Arc<dyn EventPublisher>,
         clock: Arc<dyn Clock>,
         limits: Limits,
     ) -> Self {
-        Self { access, messages, conversations, codec, sanitizer, events, clock, limits }
+        Self { access, messages, conversations, codec, sanitizer, limiter, events, clock, limits }
     }
 
     /// Validates content for `view`'s conversation: an opaque envelope in E2E conversations,
@@ -128,6 +131,7 @@ impl MessageService {
             return Err(DomainError::invalid("type", "must be text or file in an encrypted conversation"));
         }
         let body = self.body(&view, req.content)?;
+        self.take_send_token(actor).await?;
         let reply_to_id = match req.reply_to_id {
             Some(parent) => {
                 let parent = self.messages.find_message(parent).await?.filter(|m| m.conversation_id == id);
@@ -173,6 +177,20 @@ impl MessageService {
         }
     }
 
+    /// Takes one token of the sender's message budget.
+    async fn take_send_token(&self, actor: UserId) -> DomainResult<()> {
+        let subject = actor.to_string();
+        match self.limiter.acquire(RateKind::Messages, &subject, self.limits.messages_per_minute).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(retry_after)) => Err(DomainError::RateLimited { retry_after }),
+            Err(e) => {
+                // Availability over strictness: a limiter outage does not stop the chat.
+                tracing::warn!(error = %e, "rate limiter unavailable; message let through");
+                Ok(())
+            }
+        }
+    }
+
     /// A page of history. Limits are clamped to 1..=100.
     ///
     /// # Errors
@@ -210,9 +228,18 @@ impl MessageService {
         self.codec.open_all(&view.conversation, thread).await
     }
 
-    /// Loads a message and the caller's view of its conversation.
-    async fn locate(&self, actor: UserId, id: MessageId) -> DomainResult<(View, super::model::StoredMessage)> {
+    /// Loads a message and the caller's view of its conversation; with `expected`, a message
+    /// of another conversation is `NotFound`.
+    async fn locate(
+        &self,
+        actor: UserId,
+        id: MessageId,
+        expected: Option<ConversationId>,
+    ) -> DomainResult<(View, super::model::StoredMessage)> {
         let stored = self.messages.find_message(id).await?.ok_or(DomainError::NotFound)?;
+        if expected.is_some_and(|c| c != stored.conversation_id) {
+            return Err(DomainError::NotFound);
+        }
         let view = self.access.view(actor, stored.conversation_id).await?;
         Ok((view, stored))
     }
@@ -224,7 +251,7 @@ impl MessageService {
     /// archived; content errors as for send.
     #[tracing::instrument(skip(self, content), fields(actor = %actor, message = %id))]
     pub async fn edit(&self, actor: UserId, id: MessageId, content: String) -> DomainResult<Message> {
-        let (view, stored) = self.locate(actor, id).await?;
+        let (view, stored) = self.locate(actor, id, None).await?;
         if stored.sender_id != actor || view.member.is_none() {
             return Err(DomainError::Forbidden("only the author edits a message"));
         }
@@ -253,7 +280,20 @@ impl MessageService {
     /// `NotFound`; `Forbidden` otherwise; `Conflict` when archived.
     #[tracing::instrument(skip(self), fields(actor = %actor, message = %id))]
     pub async fn delete(&self, actor: UserId, id: MessageId) -> DomainResult<()> {
-        let (view, stored) = self.locate(actor, id).await?;
+        self.delete_checked(actor, id, None).await
+    }
+
+    /// [`Self::delete`], naming the conversation the message must be in (the WebSocket
+    /// `delete_message` carries it).
+    ///
+    /// # Errors
+    /// As [`Self::delete`]; `NotFound` when the message is in another conversation.
+    pub async fn delete_in(&self, actor: UserId, conversation: ConversationId, id: MessageId) -> DomainResult<()> {
+        self.delete_checked(actor, id, Some(conversation)).await
+    }
+
+    async fn delete_checked(&self, actor: UserId, id: MessageId, expected: Option<ConversationId>) -> DomainResult<()> {
+        let (view, stored) = self.locate(actor, id, expected).await?;
         let own = stored.sender_id == actor && view.member.is_some();
         if !own && !view.moderates() {
             return Err(DomainError::Forbidden("only the author or a moderator deletes a message"));
@@ -284,8 +324,33 @@ impl MessageService {
     /// archived; `Validation` for a bad emoji.
     #[tracing::instrument(skip(self), fields(actor = %actor, message = %id))]
     pub async fn react(&self, actor: UserId, id: MessageId, emoji: &str) -> DomainResult<Message> {
+        self.react_checked(actor, id, emoji, None).await
+    }
+
+    /// [`Self::react`], naming the conversation the message must be in (the WebSocket
+    /// `add_reaction` carries it).
+    ///
+    /// # Errors
+    /// As [`Self::react`]; `NotFound` when the message is in another conversation.
+    pub async fn react_in(
+        &self,
+        actor: UserId,
+        conversation: ConversationId,
+        id: MessageId,
+        emoji: &str,
+    ) -> DomainResult<Message> {
+        self.react_checked(actor, id, emoji, Some(conversation)).await
+    }
+
+    async fn react_checked(
+        &self,
+        actor: UserId,
+        id: MessageId,
+        emoji: &str,
+        expected: Option<ConversationId>,
+    ) -> DomainResult<Message> {
         let emoji = Emoji::parse(emoji)?;
-        let (view, stored) = self.locate(actor, id).await?;
+        let (view, stored) = self.locate(actor, id, expected).await?;
         view.ensure_may_post()?;
         view.ensure_writable()?;
         if stored.deleted_at.is_some() {

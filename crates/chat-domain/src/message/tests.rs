@@ -238,6 +238,46 @@ async fn posting_to_an_archived_conversation_is_a_conflict() {
 }
 
 #[tokio::test]
+async fn a_sender_over_their_message_budget_is_rate_limited_and_nothing_is_stored() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    refuse_insert(&mut scene);
+    let subject = alice.id.to_string();
+    scene
+        .mocks
+        .limiter
+        .expect_acquire()
+        .withf(move |kind, who, per_minute| {
+            *kind == crate::realtime::RateKind::Messages && who == subject && *per_minute == 60
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(Err(std::time::Duration::from_secs(2))));
+    let h = scene.build();
+    let result = h.chat.messages.send(alice.id, c.id, text("one too many")).await;
+    assert!(
+        matches!(result, Err(DomainError::RateLimited { retry_after }) if retry_after == std::time::Duration::from_secs(2)),
+        "{result:?}"
+    );
+    assert!(h.events().is_empty());
+}
+
+#[tokio::test]
+async fn a_limiter_outage_lets_messages_through() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    scene.mocks.limiter.expect_acquire().returning(|_, _, _| Err(crate::error::RepoError::msg("redis down")));
+    scene.mocks.messages.expect_find_by_client_msg_id().returning(|_, _, _| Ok(None));
+    scene
+        .mocks
+        .messages
+        .expect_insert_message()
+        .times(1)
+        .returning(|new| Ok(InsertOutcome::Inserted(stored_from_new(new, 1))));
+    let sent = scene.build().chat.messages.send(alice.id, c.id, text("still works")).await.unwrap();
+    assert_eq!(sent.message().seq, 1);
+}
+
+#[tokio::test]
 async fn a_client_cannot_send_a_system_message() {
     let mut scene = Scene::new();
     let (c, alice, _) = group(&mut scene);

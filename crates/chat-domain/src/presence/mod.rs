@@ -9,6 +9,7 @@ use crate::clock::Clock;
 use crate::error::{DomainError, DomainResult, RepoError};
 use crate::event::{DomainEvent, EventPublisher};
 use crate::ids::{UserId, WorkspaceId};
+use crate::realtime::{ConnectionKey, ConnectionTracker};
 use crate::workspace::WorkspaceRepository;
 
 /// A presence status.
@@ -74,6 +75,12 @@ pub trait PresenceRepository: Send + Sync {
     /// [`RepoError`] on storage failure.
     async fn upsert_presence(&self, presence: &Presence) -> Result<(), RepoError>;
 
+    /// The stored record of one user in one workspace.
+    ///
+    /// # Errors
+    /// [`RepoError`] on storage failure.
+    async fn find_presence(&self, user: UserId, workspace: WorkspaceId) -> Result<Option<Presence>, RepoError>;
+
     /// Every stored record of a workspace's current members.
     ///
     /// # Errors
@@ -86,9 +93,13 @@ pub trait PresenceRepository: Send + Sync {
 pub struct PresenceService {
     presence: Arc<dyn PresenceRepository>,
     workspaces: Arc<dyn WorkspaceRepository>,
+    tracker: Arc<dyn ConnectionTracker>,
     events: Arc<dyn EventPublisher>,
     clock: Arc<dyn Clock>,
 }
+
+/// How long a connection counts as live without a heartbeat.
+pub const CONNECTION_TTL: chrono::Duration = chrono::Duration::seconds(60);
 
 impl std::fmt::Debug for PresenceService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -102,10 +113,63 @@ impl PresenceService {
     pub fn new(
         presence: Arc<dyn PresenceRepository>,
         workspaces: Arc<dyn WorkspaceRepository>,
+        tracker: Arc<dyn ConnectionTracker>,
         events: Arc<dyn EventPublisher>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { presence, workspaces, events, clock }
+        Self { presence, workspaces, tracker, events, clock }
+    }
+
+    async fn announce(&self, user: UserId, workspace: WorkspaceId, status: PresenceStatus) -> DomainResult<Presence> {
+        let presence = Presence { user_id: user, workspace_id: workspace, status, last_seen: self.clock.now() };
+        self.presence.upsert_presence(&presence).await?;
+        self.events.publish(DomainEvent::PresenceChanged { presence: presence.clone() }).await;
+        Ok(presence)
+    }
+
+    /// A connection of `key.user` joined `key.workspace`: counts it, and when it is the user's
+    /// first live connection anywhere, marks them `online` — unless they chose `away` or
+    /// `busy`, which stays. Returns whether the user just came online.
+    ///
+    /// # Errors
+    /// `NotFound` unless the user is a member of the workspace; `Internal` when the tracker
+    /// or the store fails.
+    pub async fn connected(&self, key: ConnectionKey) -> DomainResult<bool> {
+        self.workspaces.member_role(key.workspace, key.user).await?.ok_or(DomainError::NotFound)?;
+        let now = self.clock.now();
+        let first = self.tracker.connected(key, now, now + CONNECTION_TTL).await?;
+        if first {
+            let chosen = self.presence.find_presence(key.user, key.workspace).await?.map(|p| p.status);
+            let status = match chosen {
+                Some(s @ (PresenceStatus::Away | PresenceStatus::Busy)) => s,
+                _ => PresenceStatus::Online,
+            };
+            self.announce(key.user, key.workspace, status).await?;
+        }
+        Ok(first)
+    }
+
+    /// Keeps a live connection counted for another [`CONNECTION_TTL`].
+    ///
+    /// # Errors
+    /// `Internal` when the tracker fails.
+    pub async fn heartbeat(&self, key: ConnectionKey) -> DomainResult<()> {
+        let now = self.clock.now();
+        self.tracker.connected(key, now, now + CONNECTION_TTL).await?;
+        Ok(())
+    }
+
+    /// A connection closed: when it was the user's last, they are `offline` with `lastSeen`
+    /// now, stored and announced. Returns whether the user went offline.
+    ///
+    /// # Errors
+    /// `Internal` when the tracker or the store fails.
+    pub async fn disconnected(&self, key: ConnectionKey) -> DomainResult<bool> {
+        let last = self.tracker.disconnected(key, self.clock.now()).await?;
+        if last {
+            self.announce(key.user, key.workspace, PresenceStatus::Offline).await?;
+        }
+        Ok(last)
     }
 
     /// Sets the caller's status in a workspace and tells its members.
@@ -114,10 +178,7 @@ impl PresenceService {
     /// `NotFound` unless the caller is a member of the workspace.
     pub async fn set(&self, actor: UserId, workspace: WorkspaceId, status: PresenceStatus) -> DomainResult<Presence> {
         self.workspaces.member_role(workspace, actor).await?.ok_or(DomainError::NotFound)?;
-        let presence = Presence { user_id: actor, workspace_id: workspace, status, last_seen: self.clock.now() };
-        self.presence.upsert_presence(&presence).await?;
-        self.events.publish(DomainEvent::PresenceChanged { presence: presence.clone() }).await;
-        Ok(presence)
+        self.announce(actor, workspace, status).await
     }
 
     /// Every member's presence; members with no record yet are `offline`, last seen when they
@@ -214,6 +275,67 @@ mod tests {
         scene.mocks.presence.expect_list_presence().never();
         let (outsider, ws) = (scene.outsider.id, scene.workspace.id);
         let result = scene.build().chat.presence.list(outsider, ws).await;
+        assert!(matches!(result, Err(DomainError::NotFound)), "{result:?}");
+    }
+    fn key(user: UserId, workspace: WorkspaceId) -> ConnectionKey {
+        ConnectionKey { user, workspace, connection: uuid::Uuid::from_u128(7) }
+    }
+
+    #[tokio::test]
+    async fn a_first_connection_brings_a_user_online_and_a_later_one_does_not() {
+        let mut scene = Scene::new();
+        let (alice, ws) = (scene.alice.id, scene.workspace.id);
+        let mut answers = vec![false, true];
+        scene.mocks.tracker.expect_connected().times(2).returning(move |_, _, _| Ok(answers.pop().unwrap()));
+        scene.mocks.presence.expect_find_presence().times(1).returning(|_, _| Ok(None));
+        scene.mocks.presence.expect_upsert_presence().times(1).returning(|_| Ok(()));
+        let h = scene.build();
+
+        assert!(h.chat.presence.connected(key(alice, ws)).await.unwrap());
+        assert!(!h.chat.presence.connected(key(alice, ws)).await.unwrap());
+
+        let online = Presence { user_id: alice, workspace_id: ws, status: PresenceStatus::Online, last_seen: now() };
+        assert_eq!(h.events(), vec![DomainEvent::PresenceChanged { presence: online }]);
+    }
+
+    #[tokio::test]
+    async fn a_chosen_busy_status_survives_reconnecting() {
+        let mut scene = Scene::new();
+        let (alice, ws) = (scene.alice.id, scene.workspace.id);
+        scene.mocks.tracker.expect_connected().returning(|_, _, _| Ok(true));
+        let busy =
+            Presence { user_id: alice, workspace_id: ws, status: PresenceStatus::Busy, last_seen: minutes_ago(9) };
+        scene.mocks.presence.expect_find_presence().returning(move |_, _| Ok(Some(busy.clone())));
+        scene.mocks.presence.expect_upsert_presence().withf(|p| p.status == PresenceStatus::Busy).returning(|_| Ok(()));
+        let h = scene.build();
+        h.chat.presence.connected(key(alice, ws)).await.unwrap();
+        assert!(
+            matches!(&h.events()[..], [DomainEvent::PresenceChanged { presence }] if presence.status == PresenceStatus::Busy)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_last_connection_closing_stores_offline_with_last_seen() {
+        let mut scene = Scene::new();
+        let (alice, ws) = (scene.alice.id, scene.workspace.id);
+        let mut answers = vec![true, false];
+        scene.mocks.tracker.expect_disconnected().times(2).returning(move |_, _| Ok(answers.pop().unwrap()));
+        let offline = Presence { user_id: alice, workspace_id: ws, status: PresenceStatus::Offline, last_seen: now() };
+        let stored = offline.clone();
+        scene.mocks.presence.expect_upsert_presence().withf(move |p| *p == stored).times(1).returning(|_| Ok(()));
+        let h = scene.build();
+
+        assert!(!h.chat.presence.disconnected(key(alice, ws)).await.unwrap(), "another connection is open");
+        assert!(h.chat.presence.disconnected(key(alice, ws)).await.unwrap());
+        assert_eq!(h.events(), vec![DomainEvent::PresenceChanged { presence: offline }]);
+    }
+
+    #[tokio::test]
+    async fn connecting_to_a_foreign_workspace_counts_nothing() {
+        let mut scene = Scene::new();
+        scene.mocks.tracker.expect_connected().never();
+        let (outsider, ws) = (scene.outsider.id, scene.workspace.id);
+        let result = scene.build().chat.presence.connected(key(outsider, ws)).await;
         assert!(matches!(result, Err(DomainError::NotFound)), "{result:?}");
     }
 }

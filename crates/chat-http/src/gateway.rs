@@ -1,0 +1,451 @@
+//! The WebSocket gateway, `GET /chat/ws` (SPEC.md §3; frames, acks and close codes in
+//! `docs/protocol.md`).
+//!
+//! The token is checked before the upgrade (header or `?token=`), then `Origin` against
+//! `CORS_ORIGIN`, then the per-IP connection rate. Each socket is one task: it reads client
+//! frames and answers each with an ack or an error frame (the same services and codes as
+//! REST), writes the pushes the hub queues for it, pings, and closes an idle or slow socket.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
+use bytestring::ByteString;
+use chat_domain::conversation::ReadTarget;
+use chat_domain::error::DomainError;
+use chat_domain::ids::{ConversationId, MessageId, UserId, WorkspaceId};
+use chat_domain::message::{MessageType, MessageWindow, SendMessage as SendCommand};
+use chat_domain::presence::PresenceStatus;
+use chat_domain::realtime::{ConnectionKey, RateKind};
+use chat_protocol::ws::{self as proto, ClientFrame, client, server};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::bearer;
+use crate::convert;
+use crate::error::ApiError;
+use crate::realtime::hub::{ConnId, Kill, Outbound};
+use crate::realtime::wire;
+
+/// Gateway limits and timings.
+#[derive(Clone, Debug)]
+pub struct GatewaySettings {
+    /// The browser origin allowed to connect (`CORS_ORIGIN`); any when unset.
+    pub cors_origin: Option<String>,
+    /// New sockets per client IP per minute (0 disables).
+    pub connections_per_minute: u32,
+    /// Largest client frame, in bytes.
+    pub max_frame_bytes: usize,
+    /// Pushes a socket may have queued before it counts as a slow consumer.
+    pub queue_capacity: usize,
+    /// Ping interval.
+    pub heartbeat: Duration,
+    /// A socket silent (no frame, no pong) this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            cors_origin: None,
+            connections_per_minute: 30,
+            max_frame_bytes: 160 * 1024,
+            queue_capacity: 1024,
+            heartbeat: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(45),
+        }
+    }
+}
+
+/// How often a socket renews its presence entries (well inside their TTL).
+const PRESENCE_RENEWAL: Duration = Duration::from_secs(20);
+/// Messages replayed per page during `resume`.
+const RESUME_PAGE: u32 = 100;
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// Upgrades an authenticated, allowed request to a socket.
+#[get("/chat/ws")]
+pub(crate) async fn upgrade(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    query: web::Query<TokenQuery>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let token =
+        bearer(&req).map(str::to_owned).or_else(|| query.into_inner().token).ok_or_else(ApiError::unauthorized)?;
+    let user = state.chat.auth.authenticate(&token).map_err(ApiError::from)?;
+    if let (Some(allowed), Some(origin)) = (&state.gateway.cors_origin, req.headers().get(header::ORIGIN))
+        && origin.as_bytes() != allowed.as_bytes()
+    {
+        return Err(ApiError::forbidden("origin not allowed").into());
+    }
+    let ip = req.peer_addr().map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+    match state.limiter.acquire(RateKind::Connections, &ip, state.gateway.connections_per_minute).await {
+        Ok(Ok(())) => {}
+        Ok(Err(retry_after)) => return Err(ApiError::from(DomainError::RateLimited { retry_after }).into()),
+        Err(e) => tracing::warn!(error = %e, "rate limiter unavailable; connection let through"),
+    }
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let stream = stream
+        .max_frame_size(state.gateway.max_frame_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(state.gateway.max_frame_bytes);
+    let (tx, rx) = mpsc::channel(state.gateway.queue_capacity);
+    let kill = Arc::new(Kill::default());
+    let id = state.realtime.hub().register(user.as_uuid(), tx, Arc::clone(&kill));
+    let socket = Socket {
+        state: state.clone(),
+        user,
+        id,
+        connection: Uuid::new_v4(),
+        session,
+        kill,
+        workspaces: HashSet::new(),
+        high_water: HashMap::new(),
+        last_heard: Instant::now(),
+    };
+    actix_web::rt::spawn(socket.run(stream, rx));
+    Ok(response)
+}
+
+/// Why a frame was answered with an error.
+struct FrameError {
+    code: &'static str,
+    message: String,
+}
+
+impl From<ApiError> for FrameError {
+    fn from(e: ApiError) -> Self {
+        Self { code: e.code(), message: e.message().to_owned() }
+    }
+}
+
+impl From<DomainError> for FrameError {
+    fn from(e: DomainError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+/// Decodes an event's `data`: malformed or unknown fields are `bad_request`, wrong shapes
+/// `validation_failed` — as REST bodies.
+fn data<T: DeserializeOwned>(value: Value) -> Result<T, FrameError> {
+    serde_json::from_value(value).map_err(|e| {
+        let message = e.to_string();
+        let code = if message.starts_with("unknown field") { "bad_request" } else { "validation_failed" };
+        FrameError { code, message }
+    })
+}
+
+struct Socket {
+    state: web::Data<AppState>,
+    user: UserId,
+    id: ConnId,
+    connection: Uuid,
+    session: Session,
+    kill: Arc<Kill>,
+    workspaces: HashSet<Uuid>,
+    /// Highest `message:new` seq written per conversation: later duplicates are dropped.
+    high_water: HashMap<Uuid, i64>,
+    last_heard: Instant,
+}
+
+enum Flow {
+    Continue,
+    Close(Option<CloseReason>),
+}
+
+impl Socket {
+    fn key(&self, workspace: Uuid) -> ConnectionKey {
+        ConnectionKey { user: self.user, workspace: WorkspaceId::from_uuid(workspace), connection: self.connection }
+    }
+
+    async fn run(mut self, mut stream: actix_ws::AggregatedMessageStream, mut rx: mpsc::Receiver<Outbound>) {
+        let settings = self.state.gateway.clone();
+        let mut heartbeat = tokio::time::interval(settings.heartbeat);
+        let mut presence = tokio::time::interval(PRESENCE_RENEWAL);
+        heartbeat.tick().await;
+        presence.tick().await;
+        let kill = Arc::clone(&self.kill);
+        let close = loop {
+            let flow = tokio::select! {
+                incoming = stream.recv() => match incoming {
+                    Some(Ok(message)) => self.on_message(message).await,
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "websocket protocol error");
+                        Flow::Close(Some(CloseReason { code: CloseCode::Size, description: Some(e.to_string()) }))
+                    }
+                    None => Flow::Close(None),
+                },
+                out = rx.recv() => match out {
+                    Some(out) => self.push(out).await,
+                    None => Flow::Close(None),
+                },
+                _ = heartbeat.tick() => {
+                    if self.last_heard.elapsed() > settings.idle_timeout {
+                        Flow::Close(Some(CloseReason { code: CloseCode::Normal, description: Some("idle".into()) }))
+                    } else if self.session.ping(b"").await.is_err() {
+                        Flow::Close(None)
+                    } else {
+                        Flow::Continue
+                    }
+                }
+                _ = presence.tick() => {
+                    for workspace in self.workspaces.clone() {
+                        if let Err(e) = self.state.chat.presence.heartbeat(self.key(workspace)).await {
+                            tracing::warn!(error = %e, "presence heartbeat failed");
+                        }
+                    }
+                    Flow::Continue
+                }
+                code = kill.fired() => Flow::Close(Some(CloseReason {
+                    code: CloseCode::Other(code),
+                    description: Some(if code == crate::realtime::hub::CLOSE_GOING_AWAY { "server shutting down" } else { "too slow: resume" }.into()),
+                })),
+            };
+            if let Flow::Close(reason) = flow {
+                break reason;
+            }
+        };
+        self.finish(close).await;
+    }
+
+    async fn finish(self, reason: Option<CloseReason>) {
+        let hub = self.state.realtime.hub();
+        for workspace in hub.unregister(self.id) {
+            self.state.realtime.unsubscribe(workspace).await;
+        }
+        for workspace in &self.workspaces {
+            if let Err(e) = self.state.chat.presence.disconnected(self.key(*workspace)).await {
+                tracing::warn!(error = %e, "presence update on disconnect failed");
+            }
+        }
+        // A peer that stopped reading cannot take a close frame either: do not wait for it.
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.session.close(reason)).await;
+    }
+
+    /// Writes a frame unless the socket is being killed meanwhile.
+    async fn write(&mut self, frame: ByteString) -> Flow {
+        match self.session.text(frame).await {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Close(None),
+        }
+    }
+
+    async fn push(&mut self, out: Outbound) -> Flow {
+        if let (Some(conversation), Some(seq)) = (out.conversation, out.seq) {
+            let seen = self.high_water.entry(conversation).or_insert(0);
+            if seq <= *seen {
+                return Flow::Continue;
+            }
+            *seen = seq;
+        }
+        self.write(out.frame).await
+    }
+
+    async fn on_message(&mut self, message: AggregatedMessage) -> Flow {
+        self.last_heard = Instant::now();
+        match message {
+            AggregatedMessage::Text(text) => self.on_frame(&text).await,
+            AggregatedMessage::Binary(_) => {
+                let frame =
+                    wire::frame(server::ERROR, json!({"code": "bad_request", "message": "frames are JSON text"}), None);
+                self.write(frame).await
+            }
+            AggregatedMessage::Ping(bytes) => match self.session.pong(&bytes).await {
+                Ok(()) => Flow::Continue,
+                Err(_) => Flow::Close(None),
+            },
+            AggregatedMessage::Pong(_) => Flow::Continue,
+            AggregatedMessage::Close(reason) => Flow::Close(reason),
+        }
+    }
+
+    async fn on_frame(&mut self, text: &str) -> Flow {
+        let frame: ClientFrame = match serde_json::from_str(text) {
+            Ok(frame) => frame,
+            Err(e) => {
+                // Echo a `ref` if one can be found, so the client can match the error.
+                let reference = serde_json::from_str::<Value>(text).ok().and_then(|v| v.get("ref").cloned());
+                let message = format!("malformed frame: {e}");
+                return self
+                    .write(wire::frame(server::ERROR, json!({"code": "bad_request", "message": message}), reference))
+                    .await;
+            }
+        };
+        let reference = frame.reference.clone();
+        let answer = self.dispatch(&frame.event, frame.data).await;
+        let reply = match answer {
+            Ok(data) => wire::frame(server::ACK, data, reference),
+            Err(e) => wire::frame(
+                server::ERROR,
+                serde_json::to_value(proto::ErrorData { code: e.code.to_owned(), message: e.message })
+                    .unwrap_or_default(),
+                reference,
+            ),
+        };
+        self.write(reply).await
+    }
+
+    async fn dispatch(&mut self, event: &str, payload: Value) -> Result<Value, FrameError> {
+        let chat = self.state.chat.clone();
+        let actor = self.user;
+        match event {
+            client::PING => Ok(json!({})),
+            client::JOIN_WORKSPACE => {
+                let req: proto::WorkspaceRef = data(payload)?;
+                let workspace = WorkspaceId::from_uuid(req.workspace_id);
+                let heads = chat.conversations.heads(actor, workspace).await?;
+                let heads: Vec<(Uuid, i64)> = heads.into_iter().map(|(c, seq)| (c.as_uuid(), seq)).collect();
+                if self.state.realtime.hub().join_workspace(self.id, req.workspace_id, &heads) {
+                    self.state.realtime.subscribe(req.workspace_id).await;
+                }
+                if self.workspaces.insert(req.workspace_id) {
+                    chat.presence.connected(self.key(req.workspace_id)).await?;
+                }
+                Ok(json!({"workspaceId": req.workspace_id, "conversations": heads.len()}))
+            }
+            client::JOIN_CONVERSATION => {
+                let req: proto::ConversationRef = data(payload)?;
+                let view = chat.conversations.get(actor, ConversationId::from_uuid(req.conversation_id)).await?;
+                self.state.realtime.hub().follow(self.id, req.conversation_id, view.conversation.last_seq);
+                Ok(serde_json::to_value(convert::conversation(&view.conversation, view.member.as_ref()))
+                    .unwrap_or_default())
+            }
+            client::LEAVE_CONVERSATION => {
+                let req: proto::ConversationRef = data(payload)?;
+                self.state.realtime.hub().unfollow(self.id, req.conversation_id);
+                Ok(json!({}))
+            }
+            client::SEND_MESSAGE => {
+                let req: proto::SendMessage = data(payload)?;
+                if !req.attachments.is_empty() {
+                    return Err(
+                        ApiError::invalid("attachments: file uploads are not available on this server yet").into()
+                    );
+                }
+                let command = SendCommand {
+                    content: req.content,
+                    kind: req.kind.as_deref().map(MessageType::parse).transpose()?,
+                    reply_to_id: req.reply_to_id.map(MessageId::from_uuid),
+                    client_msg_id: req.client_msg_id,
+                };
+                let sent = chat.messages.send(actor, ConversationId::from_uuid(req.conversation_id), command).await?;
+                Ok(serde_json::to_value(convert::message(sent.message())).unwrap_or_default())
+            }
+            client::EDIT_MESSAGE => {
+                let req: proto::EditMessage = data(payload)?;
+                let message = chat.messages.edit(actor, MessageId::from_uuid(req.message_id), req.content).await?;
+                Ok(serde_json::to_value(convert::message(&message)).unwrap_or_default())
+            }
+            client::DELETE_MESSAGE => {
+                let req: proto::DeleteMessage = data(payload)?;
+                chat.messages
+                    .delete_in(
+                        actor,
+                        ConversationId::from_uuid(req.conversation_id),
+                        MessageId::from_uuid(req.message_id),
+                    )
+                    .await?;
+                Ok(json!({}))
+            }
+            client::ADD_REACTION => {
+                let req: proto::AddReaction = data(payload)?;
+                let message = chat
+                    .messages
+                    .react_in(
+                        actor,
+                        ConversationId::from_uuid(req.conversation_id),
+                        MessageId::from_uuid(req.message_id),
+                        &req.emoji,
+                    )
+                    .await?;
+                Ok(serde_json::to_value(convert::message(&message)).unwrap_or_default())
+            }
+            client::TYPING_START => {
+                let req: proto::ConversationRef = data(payload)?;
+                chat.typing.start(actor, ConversationId::from_uuid(req.conversation_id)).await?;
+                Ok(json!({}))
+            }
+            client::TYPING_STOP => {
+                let req: proto::ConversationRef = data(payload)?;
+                chat.typing.stop(actor, ConversationId::from_uuid(req.conversation_id)).await;
+                Ok(json!({}))
+            }
+            client::MARK_AS_READ => {
+                let req: proto::MarkAsRead = data(payload)?;
+                let target =
+                    req.message_id.map_or(ReadTarget::Latest, |m| ReadTarget::Message(MessageId::from_uuid(m)));
+                let seq =
+                    chat.conversations.mark_read(actor, ConversationId::from_uuid(req.conversation_id), target).await?;
+                Ok(json!({"lastReadSeq": seq}))
+            }
+            client::UPDATE_PRESENCE => {
+                let req: proto::UpdatePresence = data(payload)?;
+                let status = PresenceStatus::parse(&req.status)?;
+                let presence = chat.presence.set(actor, WorkspaceId::from_uuid(req.workspace_id), status).await?;
+                Ok(serde_json::to_value(convert::presence(&presence)).unwrap_or_default())
+            }
+            client::RESUME => {
+                let req: proto::Resume = data(payload)?;
+                self.resume(req.conversations).await
+            }
+            other => Err(FrameError { code: "bad_request", message: format!("unknown event {other:?}") }),
+        }
+    }
+
+    /// Replays every message after each given seq, in seq order, as `message:new`. Every
+    /// conversation is checked before anything is replayed.
+    async fn resume(&mut self, from: BTreeMap<Uuid, i64>) -> Result<Value, FrameError> {
+        let chat = self.state.chat.clone();
+        let mut views = Vec::with_capacity(from.len());
+        for (conversation, after) in &from {
+            let view = chat.conversations.get(self.user, ConversationId::from_uuid(*conversation)).await?;
+            views.push((view.conversation.id, *after));
+        }
+        let mut replayed = BTreeMap::new();
+        for (conversation, mut after) in views {
+            let mut count = 0_u64;
+            loop {
+                let page =
+                    chat.messages.list(self.user, conversation, MessageWindow::After { after }, RESUME_PAGE).await?;
+                let full = page.len() == RESUME_PAGE as usize;
+                for message in &page {
+                    let seen = self.high_water.entry(conversation.as_uuid()).or_insert(0);
+                    if message.seq > *seen {
+                        *seen = message.seq;
+                    }
+                    let frame = wire::frame(
+                        server::MESSAGE_NEW,
+                        serde_json::to_value(proto::MessageNew {
+                            message: convert::message(message),
+                            conversation_id: conversation.as_uuid(),
+                        })
+                        .unwrap_or_default(),
+                        None,
+                    );
+                    if let Flow::Close(_) = self.write(frame).await {
+                        return Err(FrameError { code: "internal", message: "socket closed".into() });
+                    }
+                    count += 1;
+                    after = message.seq;
+                }
+                if !full {
+                    break;
+                }
+            }
+            replayed.insert(conversation.as_uuid(), count);
+        }
+        Ok(serde_json::to_value(proto::ResumeAck { replayed }).unwrap_or_default())
+    }
+}
