@@ -12,7 +12,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-/// Which store a scenario runs on.
+/// Which deployment a scenario runs on: embedded (SQLite, in-process fan-out) or
+/// production (PostgreSQL and Redis).
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Backend {
     Sqlite,
@@ -21,8 +22,14 @@ pub(crate) enum Backend {
 
 /// Where the data lives, so at-rest tests can read it raw.
 pub(crate) enum Storage {
-    Sqlite { path: PathBuf },
-    Postgres { url: String },
+    Sqlite {
+        path: PathBuf,
+    },
+    Postgres {
+        url: String,
+    },
+    /// Owned by another process.
+    Remote,
 }
 
 pub(crate) struct TestApp {
@@ -99,6 +106,14 @@ impl TestApp {
                 (url.clone(), Storage::Postgres { url })
             }
         };
+        // Production mode is PostgreSQL *and* Redis: the real-time parts go through Redis too.
+        let redis = match backend {
+            Backend::Sqlite => Vec::new(),
+            Backend::Postgres => {
+                let url = chat_redis::testing::redis_url().await?;
+                vec![("REDIS_URL", url), ("REDIS_NAMESPACE", chat_redis::testing::namespace())]
+            }
+        };
         let vars = [
             ("DATABASE_URL", database_url),
             ("DATA_DIR", dir.path().display().to_string()),
@@ -113,6 +128,7 @@ impl TestApp {
         ];
         let vars = vars
             .into_iter()
+            .chain(redis)
             .map(|(k, v)| (k.to_owned(), v))
             .chain(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let settings = Settings::from_vars(vars).expect("settings");
@@ -121,6 +137,11 @@ impl TestApp {
         tokio::spawn(app.run_until_stopped());
         guards.push(Box::new(dir));
         Some(Self { base, client: reqwest::Client::new(), storage, _guards: guards })
+    }
+
+    /// A client for a server started elsewhere (another process) at `base`.
+    pub(crate) fn attach(base: &str) -> Self {
+        Self { base: base.to_owned(), client: reqwest::Client::new(), storage: Storage::Remote, _guards: Vec::new() }
     }
 
     /// Any request; `body` is sent as JSON when given.
@@ -262,6 +283,7 @@ impl TestApp {
                 }
                 bytes
             }
+            Storage::Remote => panic!("the storage of a remote server is not readable from here"),
             Storage::Postgres { url } => {
                 use diesel::QueryableByName;
                 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};

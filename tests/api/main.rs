@@ -9,5 +9,7 @@ mod auth;
 mod conversations;
 mod isolation;
 mod messages;
+mod metrics;
 mod operations;
+mod processes;
 mod realtime;

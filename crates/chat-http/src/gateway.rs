@@ -31,6 +31,7 @@ use crate::AppState;
 use crate::auth::bearer;
 use crate::convert;
 use crate::error::ApiError;
+use crate::metrics::Transport;
 use crate::realtime::hub::{ConnId, Kill, Outbound};
 use crate::realtime::wire;
 
@@ -93,7 +94,10 @@ pub(crate) async fn upgrade(
     let ip = req.peer_addr().map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
     match state.limiter.acquire(RateKind::Connections, &ip, state.gateway.connections_per_minute).await {
         Ok(Ok(())) => {}
-        Ok(Err(retry_after)) => return Err(ApiError::from(DomainError::RateLimited { retry_after }).into()),
+        Ok(Err(retry_after)) => {
+            state.metrics.rate_limited(RateKind::Connections);
+            return Err(ApiError::from(DomainError::RateLimited { retry_after }).into());
+        }
         Err(e) => tracing::warn!(error = %e, "rate limiter unavailable; connection let through"),
     }
     let (response, session, stream) = actix_ws::handle(&req, body)?;
@@ -258,6 +262,7 @@ impl Socket {
         match message {
             AggregatedMessage::Text(text) => self.on_frame(&text).await,
             AggregatedMessage::Binary(_) => {
+                self.state.metrics.frame_in(None);
                 let frame =
                     wire::frame(server::ERROR, json!({"code": "bad_request", "message": "frames are JSON text"}), None);
                 self.write(frame).await
@@ -275,6 +280,7 @@ impl Socket {
         let frame: ClientFrame = match serde_json::from_str(text) {
             Ok(frame) => frame,
             Err(e) => {
+                self.state.metrics.frame_in(None);
                 // Echo a `ref` if one can be found, so the client can match the error.
                 let reference = serde_json::from_str::<Value>(text).ok().and_then(|v| v.get("ref").cloned());
                 let message = format!("malformed frame: {e}");
@@ -283,6 +289,7 @@ impl Socket {
                     .await;
             }
         };
+        self.state.metrics.frame_in(Some(&frame.event));
         let reference = frame.reference.clone();
         let answer = self.dispatch(&frame.event, frame.data).await;
         let reply = match answer {
@@ -328,6 +335,7 @@ impl Socket {
                 Ok(json!({}))
             }
             client::SEND_MESSAGE => {
+                let started = Instant::now();
                 let req: proto::SendMessage = data(payload)?;
                 if !req.attachments.is_empty() {
                     return Err(
@@ -340,7 +348,9 @@ impl Socket {
                     reply_to_id: req.reply_to_id.map(MessageId::from_uuid),
                     client_msg_id: req.client_msg_id,
                 };
-                let sent = chat.messages.send(actor, ConversationId::from_uuid(req.conversation_id), command).await?;
+                let sent = chat.messages.send(actor, ConversationId::from_uuid(req.conversation_id), command).await;
+                self.state.metrics.message_sent(Transport::Ws, started, &sent);
+                let sent = sent?;
                 Ok(serde_json::to_value(convert::message(sent.message())).unwrap_or_default())
             }
             client::EDIT_MESSAGE => {

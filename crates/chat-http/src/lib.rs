@@ -31,6 +31,7 @@ pub mod auth;
 mod convert;
 pub mod error;
 pub mod gateway;
+pub mod metrics;
 pub mod realtime;
 pub mod request_id;
 mod routes;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub limiter: Arc<dyn chat_domain::realtime::RateLimiter>,
     /// Gateway settings.
     pub gateway: gateway::GatewaySettings,
+    /// The process's metrics (`GET /metrics`).
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// HTTP-level settings.
@@ -147,7 +150,8 @@ async fn not_found() -> HttpResponse {
     error::error_response(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
-/// The application: middleware, body limits, error shapes, routes and `/openapi.json`.
+/// The application: middleware, body limits, error shapes, routes, `/openapi.json` and
+/// `/metrics`.
 /// `json_limit` caps request bodies (see [`HttpSettings::json_limit`]).
 pub fn app(
     state: web::Data<AppState>,
@@ -176,6 +180,7 @@ pub fn app(
                 async move { HttpResponse::Ok().json(doc.as_ref()) }
             }),
         )
+        .route("/metrics", web::get().to(metrics::scrape))
         .default_service(web::to(not_found))
         .wrap(
             DefaultHeaders::new()

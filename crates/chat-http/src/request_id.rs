@@ -2,13 +2,18 @@
 //! is kept, otherwise a fresh one), carried in a task-local so that error bodies can quote it,
 //! in the tracing span of everything the request does, and in the `x-request-id` header.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::web;
 use tracing::Instrument;
+
+use crate::AppState;
+use crate::metrics::method_label;
 
 tokio::task_local! {
     static REQUEST_ID: String;
@@ -31,7 +36,8 @@ fn incoming(req: &ServiceRequest) -> Option<String> {
 }
 
 /// Middleware: assigns the id, opens the span, logs one line per request (method, route
-/// pattern, status, latency — never bodies, queries or headers, which may hold secrets).
+/// pattern, status, latency — never bodies, queries or headers, which may hold secrets) and
+/// records it in the HTTP metrics.
 ///
 /// # Errors
 /// Whatever the inner service returns.
@@ -43,13 +49,21 @@ pub async fn middleware(
     let method = req.method().clone();
     let route = req.match_pattern().unwrap_or_else(|| "<unmatched>".to_owned());
     let span = tracing::info_span!("request", request_id = %id, %method, %route);
+    let metrics = req.app_data::<web::Data<AppState>>().map(|state| Arc::clone(&state.metrics));
     let started = Instant::now();
     let result = REQUEST_ID.scope(id.clone(), next.call(req)).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
     let _enter = span.enter();
+    let status = match &result {
+        Ok(res) => res.status(),
+        Err(err) => err.as_response_error().status_code(),
+    };
+    if let Some(metrics) = metrics {
+        metrics.http_request(method_label(&method), route, status.as_u16(), elapsed);
+    }
     match result {
         Ok(mut res) => {
-            let status = res.status().as_u16();
-            tracing::info!(status, latency_us = started.elapsed().as_micros() as u64, "served");
+            tracing::info!(status = status.as_u16(), latency_us = elapsed.as_micros() as u64, "served");
             if let Ok(value) = HeaderValue::from_str(&id) {
                 res.headers_mut().insert(HEADER, value);
             }

@@ -20,6 +20,7 @@ use chat_domain::clock::SystemClock;
 use chat_domain::realtime::{ConnectionTracker, RateLimiter};
 use chat_domain::{Chat, Limits, Ports};
 use chat_http::gateway::GatewaySettings;
+use chat_http::metrics::Metrics;
 use chat_http::realtime::Realtime;
 use chat_http::realtime::local::{LocalConnectionTracker, LocalRateLimiter};
 use chat_http::sanitize::AmmoniaSanitizer;
@@ -84,9 +85,6 @@ impl Readiness for Probe<chat_postgres::PgStore> {
     }
 }
 
-/// Redis namespace of every key and channel the server uses.
-const REDIS_NAMESPACE: &str = "chat";
-
 /// The real-time parts: single-node, or shared through Redis.
 async fn realtime_parts(
     settings: &Settings,
@@ -96,9 +94,12 @@ async fn realtime_parts(
     };
     let url = url.expose_secret();
     let (incoming_tx, incoming) = tokio::sync::mpsc::channel(4096);
-    let bus = chat_redis::RedisBus::connect(url, REDIS_NAMESPACE, incoming_tx).await.map_err(StartError::Redis)?;
-    let tracker = chat_redis::RedisConnectionTracker::connect(url, REDIS_NAMESPACE).await.map_err(StartError::Redis)?;
-    let limiter = chat_redis::RedisRateLimiter::connect(url, REDIS_NAMESPACE).await.map_err(StartError::Redis)?;
+    let bus =
+        chat_redis::RedisBus::connect(url, &settings.redis_namespace, incoming_tx).await.map_err(StartError::Redis)?;
+    let tracker =
+        chat_redis::RedisConnectionTracker::connect(url, &settings.redis_namespace).await.map_err(StartError::Redis)?;
+    let limiter =
+        chat_redis::RedisRateLimiter::connect(url, &settings.redis_namespace).await.map_err(StartError::Redis)?;
     Ok((Realtime::clustered(Arc::new(bus), incoming), Arc::new(tracker), Arc::new(limiter)))
 }
 
@@ -178,7 +179,8 @@ impl Application {
             ..GatewaySettings::default()
         };
         let housekeeping = tokio::spawn(expire_typing(chat.clone()));
-        let state = AppState { chat, readiness, realtime: realtime.clone(), limiter, gateway };
+        let metrics = Arc::new(Metrics::new(realtime.hub()));
+        let state = AppState { chat, readiness, realtime: realtime.clone(), limiter, gateway, metrics };
         let listener = TcpListener::bind(&settings.bind)
             .map_err(|source| StartError::Bind { addr: settings.bind.clone(), source })?;
         let port =

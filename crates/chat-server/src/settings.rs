@@ -35,6 +35,9 @@ pub struct Settings {
     pub database_pool_size: usize,
     /// `REDIS_URL`: cross-node fan-out, presence, rate limits (used by the real-time gateway).
     pub redis_url: Option<SecretString>,
+    /// `REDIS_NAMESPACE`: prefix of every Redis key and channel (default `chat`); nodes of one
+    /// deployment share it.
+    pub redis_namespace: String,
     /// `JWT_SECRET` (HS256, ≥ 32 bytes); default: generated once into `$DATA_DIR/jwt.secret`.
     pub jwt_secret: Option<SecretString>,
     /// `JWT_ISSUER` (default `securerealtime`).
@@ -173,6 +176,7 @@ impl Settings {
             store,
             database_pool_size: vars.number("DATABASE_POOL_SIZE", 16_usize)?.max(1),
             redis_url: vars.secret("REDIS_URL"),
+            redis_namespace: vars.get("REDIS_NAMESPACE").unwrap_or("chat").to_owned(),
             jwt_secret: vars.secret("JWT_SECRET"),
             jwt_issuer: vars.get("JWT_ISSUER").unwrap_or("securerealtime").to_owned(),
             jwt_audience: vars.get("JWT_AUDIENCE").unwrap_or("securerealtime-api").to_owned(),

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{Notify, mpsc};
 
 use super::wire::{Delivery, Route};
@@ -84,22 +85,15 @@ struct Sequencer {
     pending: BTreeMap<i64, (Delivery, Instant)>,
 }
 
-/// Counters the metrics endpoint reads.
-#[derive(Debug, Default)]
-pub struct HubStats {
-    /// Frames handed to socket queues.
-    pub frames_out: AtomicU64,
-    /// Sockets closed for not keeping up.
-    pub slow_consumers: AtomicU64,
-}
-
 /// Local fan-out.
 pub struct Hub {
     state: RwLock<State>,
     sequencers: Mutex<HashMap<Uuid, Sequencer>>,
     next_id: AtomicU64,
-    /// Counters.
-    pub stats: HubStats,
+    /// Frames handed to socket queues (`chat_ws_frames_out_total`).
+    pub(crate) frames_out: Counter,
+    /// Sockets closed for not keeping up (`chat_ws_slow_consumer_disconnects_total`).
+    pub(crate) slow_consumers: Counter,
 }
 
 impl std::fmt::Debug for Hub {
@@ -135,7 +129,8 @@ impl Hub {
             state: RwLock::new(State::default()),
             sequencers: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
-            stats: HubStats::default(),
+            frames_out: Counter::default(),
+            slow_consumers: Counter::default(),
         })
     }
 
@@ -289,11 +284,11 @@ impl Hub {
     fn offer(&self, conn: &Conn, out: Outbound) -> bool {
         match conn.tx.try_send(out) {
             Ok(()) => {
-                self.stats.frames_out.fetch_add(1, Ordering::Relaxed);
+                self.frames_out.inc();
                 true
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+                self.slow_consumers.inc();
                 conn.kill.fire(CLOSE_SLOW_CONSUMER);
                 false
             }
@@ -381,5 +376,11 @@ impl Hub {
     #[must_use]
     pub fn connections(&self) -> usize {
         self.read().conns.len()
+    }
+
+    /// Pushes queued for local sockets and not yet written (read when metrics are scraped).
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        self.read().conns.values().map(|c| c.tx.max_capacity() - c.tx.capacity()).sum()
     }
 }

@@ -1,3 +1,5 @@
+use std::time::Instant;
+
 use actix_web::{HttpResponse, delete, get, patch, post, put, web};
 use chat_domain::ids::{ConversationId, MessageId};
 use chat_domain::message::{Message as DomainMessage, MessageType, MessageWindow, SendMessage, Sent};
@@ -9,6 +11,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::convert;
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::Transport;
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 100;
@@ -24,6 +27,7 @@ pub(crate) async fn send(
     id: web::Path<Uuid>,
     body: web::Json<SendMessageRequest>,
 ) -> ApiResult<HttpResponse> {
+    let started = Instant::now();
     let body = body.into_inner();
     if !body.attachments.is_empty() {
         return Err(ApiError::invalid("attachments: file uploads are not available on this server yet"));
@@ -34,7 +38,9 @@ pub(crate) async fn send(
         reply_to_id: body.reply_to_id.map(MessageId::from_uuid),
         client_msg_id: body.client_msg_id,
     };
-    Ok(match state.chat.messages.send(caller.0, ConversationId::from_uuid(*id), req).await? {
+    let sent = state.chat.messages.send(caller.0, ConversationId::from_uuid(*id), req).await;
+    state.metrics.message_sent(Transport::Rest, started, &sent);
+    Ok(match sent? {
         Sent::New(m) => created(&convert::message(&m)),
         Sent::Replayed(m) => ok(&convert::message(&m)),
     })
