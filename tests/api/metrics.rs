@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::helpers::{Backend, TestApp};
 use crate::ws::WAIT;
 
-async fn scrape(app: &TestApp) -> String {
+pub(crate) async fn scrape(app: &TestApp) -> String {
     let res = app.client.get(format!("{}/metrics", app.base)).send().await.expect("scraped");
     assert_eq!(res.status().as_u16(), 200);
     let content_type = res.headers()["content-type"].to_str().expect("ascii").to_owned();
@@ -18,7 +18,7 @@ async fn scrape(app: &TestApp) -> String {
 }
 
 /// The value of one series (`name{labels}`), if the scrape has it.
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 

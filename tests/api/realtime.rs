@@ -3,6 +3,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{Backend, TestApp};
+use crate::metrics::{sample, scrape};
 use crate::on_both_stores;
 use crate::ws::WAIT;
 
@@ -408,6 +409,10 @@ async fn a_slow_consumer_is_disconnected_while_others_keep_receiving() {
         for reply in futures_util::future::join_all(sends).await {
             reply.assert_status(201);
         }
+        // The server's queues never hold more than their capacity (16) per socket, whatever
+        // the stalled socket does.
+        let depth = sample(&scrape(&app).await, "chat_ws_queue_depth").expect("queue depth");
+        assert!(depth <= 2.0 * 16.0, "queued pushes {depth}");
     }
     let seqs = tokio::time::timeout(Duration::from_secs(30), reading).await.expect("reader finished").expect("reader");
     assert_eq!(seqs, (1..=total as i64).collect::<Vec<_>>(), "the reading socket got everything, in order");
@@ -422,4 +427,6 @@ async fn a_slow_consumer_is_disconnected_while_others_keep_receiving() {
     };
     assert!(drained < total, "a stalled socket was fed everything ({drained})");
     assert!(matches!(code, Some(1013) | Some(1006) | None), "close code {code:?}");
+    let metrics = scrape(&app).await;
+    assert!(sample(&metrics, "chat_ws_slow_consumer_disconnects_total").is_some_and(|n| n >= 1.0), "{metrics}");
 }

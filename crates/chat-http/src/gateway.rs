@@ -119,7 +119,8 @@ pub(crate) async fn upgrade(
         high_water: HashMap::new(),
         last_heard: Instant::now(),
     };
-    actix_web::rt::spawn(socket.run(stream, rx));
+    let span = tracing::info_span!("socket", connection = %socket.connection, user = %user);
+    actix_web::rt::spawn(tracing::Instrument::instrument(socket.run(stream, rx), span));
     Ok(response)
 }
 
