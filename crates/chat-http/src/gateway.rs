@@ -120,7 +120,8 @@ pub(crate) async fn upgrade(
         last_heard: Instant::now(),
     };
     let span = tracing::info_span!("socket", connection = %socket.connection, user = %user);
-    actix_web::rt::spawn(tracing::Instrument::instrument(socket.run(stream, rx), span));
+    // The socket's task keeps its client IP for the audit log (`crate::audit`).
+    actix_web::rt::spawn(tracing::Instrument::instrument(crate::audit::scope(Some(ip), socket.run(stream, rx)), span));
     Ok(response)
 }
 
@@ -163,6 +164,12 @@ struct Socket {
     /// Highest `message:new` seq written per conversation: later duplicates are dropped.
     high_water: HashMap<Uuid, i64>,
     last_heard: Instant,
+}
+
+/// The close reason of a killed socket.
+fn kill_reason(code: u16) -> CloseReason {
+    let description = if code == crate::realtime::hub::CLOSE_GOING_AWAY { "server shutting down" } else { "too slow: resume" };
+    CloseReason { code: CloseCode::Other(code), description: Some(description.into()) }
 }
 
 enum Flow {
@@ -213,10 +220,7 @@ impl Socket {
                     }
                     Flow::Continue
                 }
-                code = kill.fired() => Flow::Close(Some(CloseReason {
-                    code: CloseCode::Other(code),
-                    description: Some(if code == crate::realtime::hub::CLOSE_GOING_AWAY { "server shutting down" } else { "too slow: resume" }.into()),
-                })),
+                code = kill.fired() => Flow::Close(Some(kill_reason(code))),
             };
             if let Flow::Close(reason) = flow {
                 break reason;
@@ -239,11 +243,16 @@ impl Socket {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.session.close(reason)).await;
     }
 
-    /// Writes a frame unless the socket is being killed meanwhile.
+    /// Writes a frame — unless the socket is killed while the write waits on a peer that
+    /// stopped reading (the hub fires the kill when this socket's queue overflows).
     async fn write(&mut self, frame: ByteString) -> Flow {
-        match self.session.text(frame).await {
-            Ok(()) => Flow::Continue,
-            Err(_) => Flow::Close(None),
+        let kill = Arc::clone(&self.kill);
+        tokio::select! {
+            written = self.session.text(frame) => match written {
+                Ok(()) => Flow::Continue,
+                Err(_) => Flow::Close(None),
+            },
+            code = kill.fired() => Flow::Close(Some(kill_reason(code))),
         }
     }
 

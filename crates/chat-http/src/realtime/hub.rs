@@ -40,9 +40,10 @@ pub(crate) struct Kill {
 
 impl Kill {
     /// Asks the socket to close with `code` (the first code wins).
-    pub(crate) fn fire(&self, code: u16) {
-        let _ = self.code.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
+    pub(crate) fn fire(&self, code: u16) -> bool {
+        let first = self.code.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire).is_ok();
         self.notify.notify_one();
+        first
     }
 
     /// Waits until fired; returns the close code.
@@ -288,8 +289,10 @@ impl Hub {
                 true
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.slow_consumers.inc();
-                conn.kill.fire(CLOSE_SLOW_CONSUMER);
+                // Counted once per socket, however many pushes it misses before it closes.
+                if conn.kill.fire(CLOSE_SLOW_CONSUMER) {
+                    self.slow_consumers.inc();
+                }
                 false
             }
             // The socket is closing; its task unregisters it.
