@@ -168,7 +168,8 @@ struct Socket {
 
 /// The close reason of a killed socket.
 fn kill_reason(code: u16) -> CloseReason {
-    let description = if code == crate::realtime::hub::CLOSE_GOING_AWAY { "server shutting down" } else { "too slow: resume" };
+    let description =
+        if code == crate::realtime::hub::CLOSE_GOING_AWAY { "server shutting down" } else { "too slow: resume" };
     CloseReason { code: CloseCode::Other(code), description: Some(description.into()) }
 }
 
