@@ -5,11 +5,16 @@
 mod helpers;
 mod ws;
 
+mod attacks;
+mod audit;
 mod auth;
 mod conversations;
+mod hardening;
 mod isolation;
+mod keys;
 mod messages;
 mod metrics;
 mod operations;
 mod processes;
 mod realtime;
+mod search;

@@ -10,6 +10,9 @@
 //! [`protocol`]), `reqwest` and `tokio-tungstenite`, never on actix or a server crate. Plain
 //! `http://` and `ws://` for now.
 //!
+//! End-to-end encrypted DMs are [`e2e`]: device keys, the X3DH-style set-up, envelopes and
+//! safety numbers (`docs/e2e.md`).
+//!
 //! **Where to start reading.** [`ChatClient`] (REST and sessions), [`RealtimeHandle`] (the
 //! WebSocket requests), [`Push`] (what the server sends), [`ResumingRealtime`] (what happens
 //! on a disconnect), [`ClientError`] (what can fail).
@@ -60,6 +63,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod e2e;
 mod error;
 mod realtime;
 mod rest;

@@ -5,11 +5,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chat_protocol::{
-    AddMemberRequest, AddWorkspaceMemberRequest, AuthResponse, Conversation, CreateConversationRequest,
-    CreateWorkspaceRequest, EditMessageRequest, Health, ListConversationsQuery, ListMessagesQuery, LoginRequest,
-    Member, Message, Page, Presence, PresenceRequest, ReactionRequest, ReadRequest, ReadResponse, RefreshRequest,
-    RegisterRequest, SendMessageRequest, SetRoleRequest, UnreadCountResponse, UpdateConversationRequest, User,
-    Workspace, WorkspaceMember,
+    AddMemberRequest, AddWorkspaceMemberRequest, AuthResponse, ClaimedDeviceKeys, Conversation,
+    CreateConversationRequest, CreateWorkspaceRequest, DeviceKeysBody, EditMessageRequest, Health,
+    ListConversationsQuery, ListMessagesQuery, LoginRequest, Member, Message, Page, Presence, PresenceRequest,
+    PublishDeviceKeysRequest, ReactionRequest, ReadRequest, ReadResponse, RefreshRequest, RegisterRequest, SearchQuery,
+    SendMessageRequest, SetRoleRequest, UnreadCountResponse, UpdateConversationRequest, User, Workspace,
+    WorkspaceMember,
 };
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Serialize;
@@ -601,6 +602,19 @@ impl ChatClient {
             .await
     }
 
+    // ------------------------------------------------------------ search
+
+    /// `GET /chat/search`: messages of the caller's conversations (never end-to-end ones)
+    /// containing every word of `query.q`, newest first. Follow `nextCursor` (as
+    /// `query.cursor`) until it is `null`; a page may be shorter than `limit` before the end.
+    ///
+    /// # Errors
+    /// `Api` 404 for a workspace or `conversationId` the caller cannot search, 422 for a query
+    /// with no word, too long a query or a bad cursor.
+    pub async fn search(&self, query: &SearchQuery) -> Result<Page<Message>, ClientError> {
+        self.call("GET /chat/search", self.get("/chat/search").query(query)).await
+    }
+
     // ------------------------------------------------------------ presence
 
     /// `PUT /chat/presence`: `online|away|busy|offline` in `workspace`.
@@ -618,6 +632,41 @@ impl ChatClient {
     /// `Api` 404 for a workspace the caller is not in.
     pub async fn list_presence(&self, workspace: Uuid) -> Result<Page<Presence>, ClientError> {
         self.call("GET /chat/presence/:workspaceId", self.get(&format!("/chat/presence/{workspace}"))).await
+    }
+
+    // ------------------------------------------------------------ E2E key directory
+
+    /// `PUT /keys/devices/:deviceId`: publish (create or replace) one of the caller's devices
+    /// and append one-time prekeys. [`crate::e2e::Device::publish_request`] builds the body.
+    ///
+    /// # Errors
+    /// `Api` 409 when the device id belongs to another user, 422 for a bad key or signature.
+    pub async fn publish_device_keys(
+        &self,
+        device_id: &str,
+        body: &PublishDeviceKeysRequest,
+    ) -> Result<DeviceKeysBody, ClientError> {
+        let path = format!("/keys/devices/{}", path_segment(device_id));
+        self.call("PUT /keys/devices/:deviceId", self.put(&path, body)).await
+    }
+
+    /// `GET /keys/users/:userId`: the public keys of every device of a user the caller shares
+    /// a workspace with (or their own).
+    ///
+    /// # Errors
+    /// `Api` 404 for a user the caller shares no workspace with.
+    pub async fn device_keys(&self, user: Uuid) -> Result<Page<DeviceKeysBody>, ClientError> {
+        self.call("GET /keys/users/:userId", self.get(&format!("/keys/users/{user}"))).await
+    }
+
+    /// `POST /keys/users/:userId/claim`: one one-time prekey of each of the user's devices
+    /// (handed out to this caller only), with their signed prekeys.
+    ///
+    /// # Errors
+    /// `Api` 404 for a user the caller shares no workspace with, 429 past the claim budget.
+    pub async fn claim_prekeys(&self, user: Uuid) -> Result<Page<ClaimedDeviceKeys>, ClientError> {
+        let path = format!("/keys/users/{user}/claim");
+        self.call("POST /keys/users/:userId/claim", self.request(Method::POST, &path)).await
     }
 
     // ------------------------------------------------------------ health
@@ -644,6 +693,20 @@ impl ChatClient {
             other => Err(ClientError::from_response(other.as_u16(), None, &body)),
         }
     }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters, so that any device id is
+/// one path segment.
+fn path_segment(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for byte in raw.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 fn decode<T: DeserializeOwned>(context: &str, body: &[u8]) -> Result<T, ClientError> {

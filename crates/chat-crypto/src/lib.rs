@@ -11,24 +11,34 @@
 //! no database, web framework or environment: every setting arrives as an argument from
 //! `chat-server`'s `Settings`.
 //!
+//! The search blind index's keyed tags ([`chat_domain::search::BlindIndexer`]) are
+//! [`HmacBlindIndexer`]: HMAC-SHA256 under per-workspace keys derived from the master key.
+//!
 //! **Where to start reading.** [`EnvelopeCipher`] (the key hierarchy: [`MasterKey`] →
 //! wrapped per-workspace data keys stored through [`chat_domain::cipher::KeyRepository`] →
 //! sealed content), then [`JwtIssuer`] and [`Argon2Hasher`]. The on-disk and on-row formats
 //! (nonce policy, AAD layouts) are documented on [`envelope`] and in `docs/security.md`.
 //!
+//! [`Ed25519Verifier`] checks the signed prekeys of the E2E key directory
+//! ([`chat_domain::keys::SignatureVerifier`], `ed25519-dalek` strict verification).
+//!
 //! Nothing in this crate logs, prints or `Debug`-formats key material, passwords or tokens.
 
 #![forbid(unsafe_code)]
 
+pub mod blind_index;
 pub mod envelope;
 pub mod jwt;
 pub mod master_key;
 pub mod password;
+pub mod signature;
 
+pub use blind_index::HmacBlindIndexer;
 pub use envelope::EnvelopeCipher;
 pub use jwt::{JwtConfigError, JwtIssuer};
 pub use master_key::{KeyFileError, MasterKey, MasterKeyError, load_or_generate_secret};
 pub use password::{Argon2Hasher, HasherError};
+pub use signature::Ed25519Verifier;
 
 /// The operating system's random source failed (it practically never does; when it does,
 /// nothing secret may be generated).

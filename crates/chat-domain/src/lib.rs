@@ -63,16 +63,19 @@
 use std::sync::Arc;
 
 pub mod access;
+pub mod audit;
 pub mod cipher;
 pub mod clock;
 pub mod conversation;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod keys;
 pub mod message;
 pub mod presence;
 pub mod reaction;
 pub mod realtime;
+pub mod search;
 pub mod text;
 pub mod typing;
 pub mod user;
@@ -90,6 +93,9 @@ pub struct Limits {
     /// Messages a user may send per minute, with bursts up to that many (default 60; 0
     /// disables).
     pub messages_per_minute: u32,
+    /// E2E prekey claims a user may make per minute, with bursts up to that many (default 30;
+    /// 0 disables).
+    pub key_claims_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -99,6 +105,7 @@ impl Default for Limits {
             max_participants: 10_000,
             refresh_token_ttl: chrono::Duration::days(30),
             messages_per_minute: 60,
+            key_claims_per_minute: 30,
         }
     }
 }
@@ -119,8 +126,16 @@ pub struct Ports {
     pub messages: Arc<dyn message::MessageRepository>,
     /// Presence.
     pub presence: Arc<dyn presence::PresenceRepository>,
+    /// The E2E public key directory.
+    pub key_directory: Arc<dyn keys::KeyDirectory>,
+    /// Ed25519 verification of signed prekeys.
+    pub signatures: Arc<dyn keys::SignatureVerifier>,
     /// Encryption at rest.
     pub cipher: Arc<dyn cipher::ContentCipher>,
+    /// Keyed tags of search tokens (the blind index's key).
+    pub blind_indexer: Arc<dyn search::BlindIndexer>,
+    /// Storage of the blind index.
+    pub search_index: Arc<dyn search::SearchIndex>,
     /// Plain-text sanitiser.
     pub sanitizer: Arc<dyn cipher::ContentSanitizer>,
     /// Password hashing.
@@ -133,6 +148,8 @@ pub struct Ports {
     pub tracker: Arc<dyn realtime::ConnectionTracker>,
     /// Rate limits.
     pub limiter: Arc<dyn realtime::RateLimiter>,
+    /// The audit log of security-relevant actions.
+    pub audit: Arc<dyn audit::AuditLog>,
     /// Time.
     pub clock: Arc<dyn clock::Clock>,
 }
@@ -152,6 +169,12 @@ pub struct Chat {
     pub presence: presence::PresenceService,
     /// Typing indicators.
     pub typing: typing::TypingService,
+    /// The audit log, for workspace owners and admins.
+    pub audit: audit::AuditService,
+    /// The E2E public key directory.
+    pub keys: keys::KeyService,
+    /// Search over encrypted messages.
+    pub search: search::SearchService,
 }
 
 impl Chat {
@@ -160,6 +183,15 @@ impl Chat {
     pub fn new(ports: Ports, limits: Limits) -> Self {
         let access = access::Access::new(ports.workspaces.clone(), ports.conversations.clone());
         let codec = message::MessageCodec::new(ports.cipher.clone());
+        let auditor = audit::Auditor::new(ports.audit.clone(), ports.clock.clone());
+        let search = search::SearchService::new(
+            access.clone(),
+            ports.conversations.clone(),
+            ports.blind_indexer.clone(),
+            ports.search_index.clone(),
+            codec.clone(),
+        );
+        let indexer = search::Indexer::new(ports.blind_indexer, ports.search_index);
         let conversations = conversation::ConversationService::new(
             access.clone(),
             ports.conversations.clone(),
@@ -169,8 +201,19 @@ impl Chat {
             ports.events.clone(),
             ports.clock.clone(),
             limits,
+            auditor.clone(),
+        );
+        let keys = keys::KeyService::new(
+            ports.key_directory.clone(),
+            ports.signatures.clone(),
+            ports.workspaces.clone(),
+            ports.limiter.clone(),
+            ports.clock.clone(),
+            limits.key_claims_per_minute,
         );
         Self {
+            keys,
+            audit: audit::AuditService::new(access.clone(), ports.audit.clone()),
             auth: user::AuthService::new(
                 ports.users.clone(),
                 ports.sessions,
@@ -178,8 +221,14 @@ impl Chat {
                 ports.tokens,
                 ports.clock.clone(),
                 limits.refresh_token_ttl,
+                auditor.clone(),
             ),
-            workspaces: workspace::WorkspaceService::new(ports.workspaces.clone(), ports.users, ports.clock.clone()),
+            workspaces: workspace::WorkspaceService::new(
+                ports.workspaces.clone(),
+                ports.users,
+                ports.clock.clone(),
+                auditor.clone(),
+            ),
             typing: typing::TypingService::new(access.clone(), ports.events.clone(), ports.clock.clone()),
             messages: message::MessageService::new(
                 access,
@@ -191,7 +240,10 @@ impl Chat {
                 ports.events.clone(),
                 ports.clock.clone(),
                 limits,
-            ),
+                auditor,
+            )
+            .with_search(indexer),
+            search,
             conversations,
             presence: presence::PresenceService::new(
                 ports.presence,

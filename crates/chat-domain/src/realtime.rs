@@ -88,6 +88,8 @@ pub enum RateKind {
     Connections,
     /// File uploads, per user.
     Uploads,
+    /// E2E one-time prekey claims, per user.
+    KeyClaims,
 }
 
 impl RateKind {
@@ -98,6 +100,7 @@ impl RateKind {
             Self::Messages => "messages",
             Self::Connections => "connections",
             Self::Uploads => "uploads",
+            Self::KeyClaims => "key_claims",
         }
     }
 }

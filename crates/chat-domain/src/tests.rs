@@ -19,15 +19,18 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 
+use crate::audit::{AuditCursor, AuditEntry, AuditLog};
 use crate::cipher::{ContentCipher, ContentSanitizer, MockContentSanitizer, SealContext, Sealed};
 use crate::clock::Clock;
 use crate::conversation::{Conversation, ConversationRole, ConversationType, Member, MockConversationRepository};
 use crate::error::{DomainError, RepoError};
 use crate::event::{DomainEvent, EventPublisher};
 use crate::ids::{ConversationId, MessageId, UserId, WorkspaceId};
+use crate::keys::{MockKeyDirectory, MockSignatureVerifier};
 use crate::message::{MessageType, MockMessageRepository, NewMessage, StoredMessage};
 use crate::presence::MockPresenceRepository;
 use crate::realtime::{MockConnectionTracker, MockRateLimiter};
+use crate::search::{BlindIndexer, MockSearchIndex, SearchTag, TAG_LEN};
 use crate::user::{
     DisplayName, Email, MockPasswordHasher, MockSessionRepository, MockTokenIssuer, MockUserRepository, User,
 };
@@ -151,6 +154,33 @@ impl ContentSanitizer for TagStripper {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Blind index
+
+/// A deterministic stand-in for the HMAC tagger: a tag is a SipHash (fixed keys) of the
+/// workspace and the token, so equal tokens of one workspace agree, other workspaces differ,
+/// and no token is readable in a tag.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FakeIndexer;
+
+/// The tag [`FakeIndexer`] gives `token` in `workspace`.
+pub(crate) fn fake_tag(workspace: WorkspaceId, token: &str) -> SearchTag {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut tag = [0_u8; TAG_LEN];
+    for (half, chunk) in tag.chunks_mut(8).enumerate() {
+        let mut hasher = DefaultHasher::new();
+        (half, workspace, token).hash(&mut hasher);
+        chunk.copy_from_slice(&hasher.finish().to_be_bytes());
+    }
+    SearchTag(tag)
+}
+
+impl BlindIndexer for FakeIndexer {
+    fn tags(&self, workspace: WorkspaceId, tokens: &[String]) -> Result<Vec<SearchTag>, RepoError> {
+        Ok(tokens.iter().map(|t| fake_tag(workspace, t)).collect())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Events
 
 /// Keeps every published event, in order.
@@ -170,6 +200,50 @@ impl RecordingEvents {
 impl EventPublisher for RecordingEvents {
     async fn publish(&self, event: DomainEvent) {
         self.published.lock().expect("events lock").push(event);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit log
+
+/// Keeps every recorded audit entry, in order (and lists them as a store would).
+#[derive(Debug, Default)]
+pub(crate) struct RecordingAudit {
+    entries: Mutex<Vec<AuditEntry>>,
+}
+
+impl RecordingAudit {
+    /// Everything recorded so far (and forgets it).
+    pub(crate) fn take(&self) -> Vec<AuditEntry> {
+        std::mem::take(&mut *self.entries.lock().expect("audit lock"))
+    }
+}
+
+#[async_trait]
+impl AuditLog for RecordingAudit {
+    async fn record(&self, entry: AuditEntry) -> Result<(), RepoError> {
+        self.entries.lock().expect("audit lock").push(entry);
+        Ok(())
+    }
+
+    async fn list_audit(
+        &self,
+        workspace: WorkspaceId,
+        before: Option<AuditCursor>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, RepoError> {
+        let mut found: Vec<AuditEntry> = self
+            .entries
+            .lock()
+            .expect("audit lock")
+            .iter()
+            .filter(|e| e.workspace_id == Some(workspace))
+            .filter(|e| before.is_none_or(|c| (e.at, e.id) < (c.at, c.id)))
+            .cloned()
+            .collect();
+        found.sort_by_key(|e| std::cmp::Reverse((e.at, e.id)));
+        found.truncate(limit as usize);
+        Ok(found)
     }
 }
 
@@ -309,6 +383,10 @@ pub(crate) struct Mocks {
     pub(crate) tokens: MockTokenIssuer,
     pub(crate) tracker: MockConnectionTracker,
     pub(crate) limiter: MockRateLimiter,
+    /// The blind index's store (accepts every write unless a test says otherwise).
+    pub(crate) search_index: MockSearchIndex,
+    pub(crate) key_directory: MockKeyDirectory,
+    pub(crate) signatures: MockSignatureVerifier,
     /// The services' clock ([`FixedClock`] unless a test moves time).
     pub(crate) clock: Arc<dyn Clock>,
     /// `None`: the [`TagStripper`].
@@ -340,6 +418,9 @@ impl Mocks {
             tokens: MockTokenIssuer::new(),
             tracker: MockConnectionTracker::new(),
             limiter: MockRateLimiter::new(),
+            search_index: MockSearchIndex::new(),
+            key_directory: MockKeyDirectory::new(),
+            signatures: MockSignatureVerifier::new(),
             clock: Arc::new(FixedClock),
             sanitizer: None,
             limits: Limits::default(),
@@ -394,7 +475,11 @@ impl Mocks {
 
         // Unless a test says otherwise, nobody is rate limited.
         self.limiter.expect_acquire().returning(|_, _, _| Ok(Ok(())));
+        // Unless a test says otherwise, index writes succeed.
+        self.search_index.expect_replace_message_tags().returning(|_| Ok(()));
+        self.search_index.expect_delete_message_tags().returning(|_| Ok(()));
         let events = Arc::new(RecordingEvents::default());
+        let audit = Arc::new(RecordingAudit::default());
         let sanitizer: Arc<dyn ContentSanitizer> = match self.sanitizer {
             Some(mock) => Arc::new(mock),
             None => Arc::new(TagStripper),
@@ -406,16 +491,21 @@ impl Mocks {
             conversations: Arc::new(self.conversations),
             messages: Arc::new(self.messages),
             presence: Arc::new(self.presence),
+            key_directory: Arc::new(self.key_directory),
+            signatures: Arc::new(self.signatures),
             cipher: Arc::new(FakeCipher),
+            blind_indexer: Arc::new(FakeIndexer),
+            search_index: Arc::new(self.search_index),
             sanitizer,
             hasher: Arc::new(self.hasher),
             tokens: Arc::new(self.tokens),
             events: events.clone(),
             tracker: Arc::new(self.tracker),
             limiter: Arc::new(self.limiter),
+            audit: audit.clone(),
             clock: self.clock,
         };
-        Harness { chat: Chat::new(ports, self.limits), events }
+        Harness { chat: Chat::new(ports, self.limits), events, audit }
     }
 }
 
@@ -424,12 +514,19 @@ impl Mocks {
 pub(crate) struct Harness {
     pub(crate) chat: Chat,
     pub(crate) events: Arc<RecordingEvents>,
+    /// What the services wrote to the audit log.
+    pub(crate) audit: Arc<RecordingAudit>,
 }
 
 impl Harness {
     /// The events published so far.
     pub(crate) fn events(&self) -> Vec<DomainEvent> {
         self.events.take()
+    }
+
+    /// The audit entries recorded so far (and forgets them).
+    pub(crate) fn audit(&self) -> Vec<AuditEntry> {
+        self.audit.take()
     }
 }
 

@@ -20,13 +20,14 @@ use std::time::Duration;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::middleware::{Condition, DefaultHeaders, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use async_trait::async_trait;
 use chat_domain::Chat;
 use utoipa::OpenApi;
 use utoipa_actix_web::{AppExt, UtoipaApp};
 
+pub mod audit;
 pub mod auth;
 mod convert;
 pub mod error;
@@ -118,6 +119,7 @@ where
         .service(workspaces::add_member)
         .service(workspaces::members)
         .service(workspaces::remove_member)
+        .service(routes::audit::list)
         .service(conversations::create)
         .service(conversations::list)
         .service(conversations::get)
@@ -136,6 +138,10 @@ where
         .service(messages::edit_patch)
         .service(messages::remove)
         .service(messages::react)
+        .service(routes::search::search)
+        .service(routes::keys::publish)
+        .service(routes::keys::list)
+        .service(routes::keys::claim)
         .service(presence::set)
         .service(presence::list)
 }
@@ -148,6 +154,21 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 async fn not_found() -> HttpResponse {
     error::error_response(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+/// CORS for `CORS_ORIGIN` (`GatewaySettings::cors_origin`): that one origin, no credentials
+/// (the API authenticates with bearer tokens, never cookies), the methods and request headers
+/// the API uses, preflights answered and cached for 10 minutes. Without an origin the
+/// middleware is not installed at all: no CORS headers, so browsers allow same-origin only.
+fn cors(origin: Option<&str>) -> actix_cors::Cors {
+    use actix_web::http::header;
+    let Some(origin) = origin else { return actix_cors::Cors::default() };
+    actix_cors::Cors::default()
+        .allowed_origin(origin)
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT, request_id::HEADER])
+        .expose_headers([request_id::HEADER, header::RETRY_AFTER, header::CONTENT_DISPOSITION])
+        .max_age(600)
 }
 
 /// The application: middleware, body limits, error shapes, routes, `/openapi.json` and
@@ -167,6 +188,7 @@ pub fn app(
 > {
     let (app, doc) = with_routes(App::new().into_utoipa_app().openapi(ApiDoc::openapi())).split_for_parts();
     let doc = web::Data::new(doc);
+    let cors_origin = state.gateway.cors_origin.clone();
     app.app_data(state)
         .app_data(web::JsonConfig::default().limit(json_limit).error_handler(error::json_error))
         .app_data(web::PayloadConfig::default().limit(json_limit))
@@ -182,11 +204,16 @@ pub fn app(
         )
         .route("/metrics", web::get().to(metrics::scrape))
         .default_service(web::to(not_found))
+        .wrap(Condition::new(cors_origin.is_some(), cors(cors_origin.as_deref())))
         .wrap(
+            // A JSON API: nothing it serves may run script, load anything, or be framed.
+            // `Strict-Transport-Security` belongs to the TLS terminator (docs/security.md).
             DefaultHeaders::new()
                 .add(("X-Content-Type-Options", "nosniff"))
                 .add(("Cache-Control", "no-store"))
-                .add(("Referrer-Policy", "no-referrer")),
+                .add(("Referrer-Policy", "no-referrer"))
+                .add(("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"))
+                .add(("X-Frame-Options", "DENY")),
         )
         .wrap(from_fn(request_id::middleware))
 }

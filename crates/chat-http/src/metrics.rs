@@ -180,6 +180,7 @@ impl Metrics {
             RateKind::Messages => "messages",
             RateKind::Connections => "connections",
             RateKind::Uploads => "uploads",
+            RateKind::KeyClaims => "key_claims",
         };
         self.rate_limited.get_or_create(&KindLabels { kind }).inc();
     }

@@ -19,7 +19,8 @@ tokio::task_local! {
     static REQUEST_ID: String;
 }
 
-const HEADER: HeaderName = HeaderName::from_static("x-request-id");
+/// `x-request-id`.
+pub(crate) const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The id of the request being served (empty outside a request).
 #[must_use]
@@ -50,8 +51,10 @@ pub async fn middleware(
     let route = req.match_pattern().unwrap_or_else(|| "<unmatched>".to_owned());
     let span = tracing::info_span!("request", request_id = %id, %method, %route);
     let metrics = req.app_data::<web::Data<AppState>>().map(|state| Arc::clone(&state.metrics));
+    // The TCP peer, for the audit log (`crate::audit`); never logged here.
+    let ip = req.peer_addr().map(|a| a.ip().to_string());
     let started = Instant::now();
-    let result = REQUEST_ID.scope(id.clone(), next.call(req)).instrument(span.clone()).await;
+    let result = REQUEST_ID.scope(id.clone(), crate::audit::scope(ip, next.call(req))).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let _enter = span.enter();
     let status = match &result {

@@ -32,11 +32,14 @@ use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+mod audit;
 mod conversations;
+mod key_directory;
 mod keys;
 mod messages;
 mod presence;
 mod schema;
+mod search;
 mod sql;
 mod users;
 mod workspaces;

@@ -118,7 +118,10 @@ pub(crate) async fn load_reactions(
 }
 
 /// Rows with their reactions (one more query for all of them).
-async fn with_reactions(conn: &mut AsyncPgConnection, rows: Vec<MessageRow>) -> Result<Vec<StoredMessage>, RepoError> {
+pub(crate) async fn with_reactions(
+    conn: &mut AsyncPgConnection,
+    rows: Vec<MessageRow>,
+) -> Result<Vec<StoredMessage>, RepoError> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let mut reactions = load_reactions(conn, &ids).await.map_err(repo("loading reactions"))?;
     rows.into_iter().map(|row| row.into_domain(&mut reactions)).collect()

@@ -116,11 +116,44 @@ diesel::table! {
 }
 
 diesel::table! {
+    message_search_tags (message_id, tag) {
+        message_id -> Uuid,
+        tag -> Bytea,
+        workspace_id -> Uuid,
+        conversation_id -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     presence (user_id, workspace_id) {
         user_id -> Uuid,
         workspace_id -> Uuid,
         status -> Text,
         last_seen -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    device_keys (device_id) {
+        device_id -> Text,
+        user_id -> Uuid,
+        identity_key -> Bytea,
+        signing_key -> Bytea,
+        signed_prekey_id -> Int8,
+        signed_prekey -> Bytea,
+        signed_prekey_signature -> Bytea,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    one_time_prekeys (device_id, prekey_id) {
+        device_id -> Text,
+        prekey_id -> Int8,
+        public_key -> Bytea,
+        created_at -> Timestamptz,
     }
 }
 
@@ -139,6 +172,18 @@ diesel::joinable!(message_reactions -> messages (message_id));
 diesel::joinable!(message_reactions -> users (user_id));
 diesel::joinable!(presence -> workspaces (workspace_id));
 diesel::joinable!(presence -> users (user_id));
+
+diesel::table! {
+    audit_log (id) {
+        id -> Uuid,
+        workspace_id -> Nullable<Uuid>,
+        actor_id -> Nullable<Uuid>,
+        action -> Text,
+        target -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        at -> Timestamptz,
+    }
+}
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,

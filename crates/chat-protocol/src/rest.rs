@@ -53,6 +53,45 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+// ---------------------------------------------------------------- audit log
+
+/// Query of `GET /workspaces/:id/audit`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Page size, default 50, capped at 100.
+    pub limit: Option<u32>,
+    /// A `nextCursor` from the previous page: only older entries.
+    pub before: Option<String>,
+}
+
+/// An entry of a workspace's audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    /// Id (time-ordered).
+    pub id: Uuid,
+    /// The workspace.
+    pub workspace_id: Option<Uuid>,
+    /// Who acted (`null` when unknown).
+    pub actor_id: Option<Uuid>,
+    /// `workspace_member_added`, `workspace_member_removed`, `conversation_member_added`,
+    /// `conversation_member_removed`, `conversation_role_changed`,
+    /// `message_deleted_by_moderator`, `conversation_archived`, `key_rotated`,
+    /// `file_access_denied` (and, for account-level entries, `login_succeeded`,
+    /// `login_failed`, `refresh_token_reused`).
+    pub action: String,
+    /// What it happened to: space-separated `kind:id` pairs (`user:…`, `conversation:…`,
+    /// `message:…`, `role:…`).
+    pub target: Option<String>,
+    /// The client's IP address, when known.
+    pub ip: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 // ---------------------------------------------------------------- auth
 
 /// `POST /auth/register`.
@@ -454,6 +493,27 @@ pub struct Message {
     pub created_at: DateTime<Utc>,
 }
 
+// ---------------------------------------------------------------- search
+
+/// Query of `GET /chat/search`. The answer is a [`Page`] of [`Message`]s (each carries its
+/// `conversationId`), newest first; pass `nextCursor` back as `cursor` for the next page.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
+#[serde(rename_all = "camelCase")]
+pub struct SearchQuery {
+    /// The workspace to search.
+    pub workspace_id: Uuid,
+    /// Words to find (all of them): words under 3 characters match whole words, longer ones
+    /// match word prefixes; case-insensitive. At most 256 characters and 8 words.
+    pub q: String,
+    /// Only this conversation (one the caller is a member of).
+    pub conversation_id: Option<Uuid>,
+    /// Page size, default 20, capped at 100.
+    pub limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
 // ---------------------------------------------------------------- presence
 
 /// `PUT /chat/presence`.
@@ -490,4 +550,90 @@ pub struct Presence {
 pub struct Health {
     /// `ok`, or `unavailable` when a dependency is down.
     pub status: String,
+}
+
+// ---------------------------------------------------------------- E2E key directory
+
+/// A signed prekey on the wire. Key bytes are base64url without padding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignedPrekeyBody {
+    /// The client's id for it.
+    pub key_id: u32,
+    /// X25519 public key (32 bytes, base64url, no padding).
+    pub public_key: String,
+    /// Ed25519 signature (64 bytes, base64url, no padding) by the device's `signingKey` over
+    /// `"srtc-e2e/signed-prekey/v1" ‖ identityKey ‖ keyId (u32 BE) ‖ publicKey`.
+    pub signature: String,
+}
+
+/// A one-time prekey on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OneTimePrekeyBody {
+    /// The client's id for it (unique per device).
+    pub key_id: u32,
+    /// X25519 public key (32 bytes, base64url, no padding).
+    pub public_key: String,
+}
+
+/// `PUT /keys/devices/:deviceId`: publish (create or replace) the caller's device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PublishDeviceKeysRequest {
+    /// Long-term X25519 identity key (32 bytes, base64url, no padding).
+    pub identity_key: String,
+    /// Long-term Ed25519 signing key (32 bytes, base64url, no padding).
+    pub signing_key: String,
+    /// The current signed prekey (replaces the previous one).
+    pub signed_prekey: SignedPrekeyBody,
+    /// One-time prekeys to append (at most 100).
+    #[serde(default)]
+    pub one_time_prekeys: Vec<OneTimePrekeyBody>,
+}
+
+/// A device's public keys: the answer to a publish, and an item of `GET /keys/users/:userId`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceKeysBody {
+    /// The owner.
+    pub user_id: Uuid,
+    /// The device.
+    pub device_id: String,
+    /// X25519 identity key.
+    pub identity_key: String,
+    /// Ed25519 signing key.
+    pub signing_key: String,
+    /// The current signed prekey.
+    pub signed_prekey: SignedPrekeyBody,
+    /// Unclaimed one-time prekeys left.
+    pub one_time_prekey_count: u64,
+    /// First published.
+    pub created_at: DateTime<Utc>,
+    /// Last published.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An item of `POST /keys/users/:userId/claim`: a device's public keys and one one-time
+/// prekey handed out to this caller only (`null` when the device has none left).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimedDeviceKeys {
+    /// The owner.
+    pub user_id: Uuid,
+    /// The device.
+    pub device_id: String,
+    /// X25519 identity key.
+    pub identity_key: String,
+    /// Ed25519 signing key.
+    pub signing_key: String,
+    /// The current signed prekey.
+    pub signed_prekey: SignedPrekeyBody,
+    /// A one-time prekey, or `null` when the device has none left.
+    pub one_time_prekey: Option<OneTimePrekeyBody>,
 }

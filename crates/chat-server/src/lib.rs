@@ -15,7 +15,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chat_crypto::{Argon2Hasher, EnvelopeCipher, JwtIssuer, MasterKey};
+use chat_crypto::{Argon2Hasher, EnvelopeCipher, HmacBlindIndexer, JwtIssuer, MasterKey};
 use chat_domain::clock::SystemClock;
 use chat_domain::realtime::{ConnectionTracker, RateLimiter};
 use chat_domain::{Chat, Limits, Ports};
@@ -63,6 +63,9 @@ macro_rules! store_ports {
             store.clone() as Arc<dyn chat_domain::message::MessageRepository>,
             store.clone() as Arc<dyn chat_domain::presence::PresenceRepository>,
             store.clone() as Arc<dyn chat_domain::cipher::KeyRepository>,
+            store.clone() as Arc<dyn chat_domain::search::SearchIndex>,
+            store.clone() as Arc<dyn chat_domain::keys::KeyDirectory>,
+            store.clone() as Arc<dyn chat_domain::audit::AuditLog>,
             Arc::new(Probe(store)) as Arc<dyn Readiness>,
         )
     }};
@@ -118,7 +121,19 @@ impl Application {
     /// # Errors
     /// [`StartError`] when the store, the keys or the address fail.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        let (users, sessions, workspaces, conversations, messages, presence, keys, readiness) = match &settings.store {
+        let (
+            users,
+            sessions,
+            workspaces,
+            conversations,
+            messages,
+            presence,
+            keys,
+            search_index,
+            key_directory,
+            audit_log,
+            readiness,
+        ) = match &settings.store {
             Store::Sqlite(url) => store_ports!(Arc::new(
                 chat_sqlite::SqliteStore::open(url, settings.database_pool_size).await.map_err(StartError::Store)?
             )),
@@ -156,6 +171,11 @@ impl Application {
             conversations,
             messages,
             presence,
+            key_directory,
+            signatures: Arc::new(chat_crypto::Ed25519Verifier),
+            // The search key is derived from the master key before the cipher consumes it.
+            blind_indexer: Arc::new(HmacBlindIndexer::new(&master)),
+            search_index,
             cipher: Arc::new(EnvelopeCipher::new(master, keys)),
             sanitizer: Arc::new(AmmoniaSanitizer::default()),
             hasher: Arc::new(hasher),
@@ -163,12 +183,15 @@ impl Application {
             events: Arc::new(realtime.clone()),
             tracker,
             limiter: limiter.clone(),
+            // Entries get the client IP of the request or socket that caused them.
+            audit: Arc::new(chat_http::audit::ClientIpAudit::new(audit_log)),
             clock: Arc::new(SystemClock),
         };
         let limits = Limits {
             max_message_chars: settings.max_message_length,
             max_participants: settings.max_participants,
             messages_per_minute: settings.rate_limit_messages_per_minute,
+            key_claims_per_minute: settings.rate_limit_key_claims_per_minute,
             ..Limits::default()
         };
         let chat = Chat::new(ports, limits);

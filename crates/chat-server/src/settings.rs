@@ -62,6 +62,8 @@ pub struct Settings {
     pub rate_limit_connections_per_minute: u32,
     /// `RATE_LIMIT_UPLOADS_PER_MINUTE` (default 3; 0 disables).
     pub rate_limit_uploads_per_minute: u32,
+    /// `RATE_LIMIT_KEY_CLAIMS_PER_MINUTE`: E2E prekey claims per user (default 30; 0 disables).
+    pub rate_limit_key_claims_per_minute: u32,
     /// `BIND` (default `127.0.0.1:8080`; port 0 picks a free port).
     pub bind: String,
     /// `FILE_STORE` (default: `$DATA_DIR/files`).
@@ -189,6 +191,7 @@ impl Settings {
             rate_limit_messages_per_minute: vars.number("RATE_LIMIT_MESSAGES_PER_MINUTE", 60)?,
             rate_limit_connections_per_minute: vars.number("RATE_LIMIT_CONNECTIONS_PER_MINUTE", 30)?,
             rate_limit_uploads_per_minute: vars.number("RATE_LIMIT_UPLOADS_PER_MINUTE", 3)?,
+            rate_limit_key_claims_per_minute: vars.number("RATE_LIMIT_KEY_CLAIMS_PER_MINUTE", 30)?,
             bind: vars.get("BIND").unwrap_or("127.0.0.1:8080").to_owned(),
             file_store: vars.get("FILE_STORE").map(str::to_owned),
             http_workers: vars.number("HTTP_WORKERS", 0_usize)?,

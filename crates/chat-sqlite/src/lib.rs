@@ -25,12 +25,15 @@
 
 #![forbid(unsafe_code)]
 
+mod audit;
 mod conversations;
+mod key_directory;
 mod keys;
 mod messages;
 mod presence;
 mod rows;
 mod schema;
+mod search;
 mod store;
 mod users;
 mod workspaces;

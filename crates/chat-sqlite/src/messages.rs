@@ -31,7 +31,7 @@ fn reactions_of(c: &mut SqliteConnection, ids: &[Vec<u8>]) -> QueryResult<Reacti
 }
 
 /// Rows with their reactions (one more query for all of them).
-fn with_reactions(c: &mut SqliteConnection, rows: Vec<MessageRow>) -> QueryResult<Vec<StoredMessage>> {
+pub(crate) fn with_reactions(c: &mut SqliteConnection, rows: Vec<MessageRow>) -> QueryResult<Vec<StoredMessage>> {
     let ids: Vec<Vec<u8>> = rows.iter().map(|r| r.id.clone()).collect();
     let mut reactions = reactions_of(c, &ids)?;
     rows.into_iter().map(|row| row.into_message(&mut reactions)).collect()

@@ -25,7 +25,7 @@ use crate::schema::{
 };
 
 /// A corrupt value read back from the database.
-fn corrupt(what: &'static str) -> DieselError {
+pub(crate) fn corrupt(what: &'static str) -> DieselError {
     DieselError::DeserializationError(what.into())
 }
 

@@ -113,11 +113,44 @@ diesel::table! {
 }
 
 diesel::table! {
+    message_search_tags (message_id, tag) {
+        message_id -> Binary,
+        tag -> Binary,
+        workspace_id -> Binary,
+        conversation_id -> Binary,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
     presence (user_id, workspace_id) {
         user_id -> Binary,
         workspace_id -> Binary,
         status -> Text,
         last_seen -> BigInt,
+    }
+}
+
+diesel::table! {
+    device_keys (device_id) {
+        device_id -> Text,
+        user_id -> Binary,
+        identity_key -> Binary,
+        signing_key -> Binary,
+        signed_prekey_id -> BigInt,
+        signed_prekey -> Binary,
+        signed_prekey_signature -> Binary,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    one_time_prekeys (device_id, prekey_id) {
+        device_id -> Text,
+        prekey_id -> BigInt,
+        public_key -> Binary,
+        created_at -> BigInt,
     }
 }
 
@@ -136,6 +169,18 @@ diesel::joinable!(workspace_keys -> workspaces (workspace_id));
 diesel::joinable!(workspace_members -> users (user_id));
 diesel::joinable!(workspace_members -> workspaces (workspace_id));
 diesel::joinable!(workspaces -> users (created_by));
+
+diesel::table! {
+    audit_log (id) {
+        id -> Binary,
+        workspace_id -> Nullable<Binary>,
+        actor_id -> Nullable<Binary>,
+        action -> Text,
+        target -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        at -> BigInt,
+    }
+}
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,

@@ -13,7 +13,8 @@
 //! **Where to start reading.** [`behaviour_suite!`], which an adapter's integration test
 //! invokes with a function that makes a fresh [`Stores`]; then the behaviours themselves, one
 //! `pub async fn` per sentence, grouped by port in `users.rs`, `sessions.rs`,
-//! `workspaces.rs`, `conversations.rs`, `messages.rs` and `presence.rs` (presence and keys).
+//! `workspaces.rs`, `conversations.rs`, `messages.rs`, `presence.rs` (presence and keys) and
+//! `search.rs` (the blind index).
 //!
 //! ```ignore
 //! async fn make() -> Option<chat_store_tests::Stores> {
@@ -30,24 +31,33 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
+use chat_domain::audit::AuditLog;
 use chat_domain::cipher::KeyRepository;
 use chat_domain::conversation::ConversationRepository;
+use chat_domain::keys::KeyDirectory;
 use chat_domain::message::MessageRepository;
 use chat_domain::presence::PresenceRepository;
+use chat_domain::search::SearchIndex;
 use chat_domain::user::{SessionRepository, UserRepository};
 use chat_domain::workspace::WorkspaceRepository;
 
+mod audit;
 mod conversations;
 mod fixtures;
+mod key_directory;
 mod messages;
 mod presence;
+mod search;
 mod sessions;
 mod users;
 mod workspaces;
 
+pub use audit::*;
 pub use conversations::*;
+pub use key_directory::*;
 pub use messages::*;
 pub use presence::*;
+pub use search::*;
 pub use sessions::*;
 pub use users::*;
 pub use workspaces::*;
@@ -68,6 +78,12 @@ pub struct Stores {
     pub presence: Arc<dyn PresenceRepository>,
     /// Wrapped workspace keys.
     pub keys: Arc<dyn KeyRepository>,
+    /// The search blind index.
+    pub search: Arc<dyn SearchIndex>,
+    /// The E2E public key directory.
+    pub key_directory: Arc<dyn KeyDirectory>,
+    /// The audit log.
+    pub audit: Arc<dyn AuditLog>,
     /// Keeps whatever backs the store alive for as long as the test runs, and drops it after
     /// the ports (fields drop in declaration order): Postgres's `TestDatabase` guard, which
     /// drops the database, or SQLite's temporary directory. Set it with [`Stores::with_guard`].
@@ -91,6 +107,9 @@ impl Stores {
             + MessageRepository
             + PresenceRepository
             + KeyRepository
+            + SearchIndex
+            + KeyDirectory
+            + AuditLog
             + 'static,
     {
         Self {
@@ -100,6 +119,9 @@ impl Stores {
             conversations: store.clone(),
             messages: store.clone(),
             presence: store.clone(),
+            search: store.clone(),
+            key_directory: store.clone(),
+            audit: store.clone(),
             keys: store,
             _guard: None,
         }
@@ -166,6 +188,22 @@ macro_rules! behaviour_suite {
             // presence and keys
             presence_is_upserted_per_user_and_workspace_and_listed_and_found,
             workspace_keys_are_listed_by_version_and_never_overwritten,
+            // search index
+            a_search_finds_the_messages_carrying_every_tag_newest_first,
+            a_search_is_confined_to_the_given_conversations_and_workspace,
+            search_pages_follow_the_cursor_without_gaps_or_repeats,
+            replacing_and_deleting_tags_changes_what_is_found,
+            // E2E key directory
+            a_published_device_is_listed_with_its_prekey_count,
+            republishing_replaces_the_signed_prekey_and_appends_one_time_prekeys,
+            a_new_identity_key_drops_the_old_one_time_prekeys,
+            a_device_id_belongs_to_its_first_publisher,
+            concurrent_first_publishers_of_one_device_id_leave_one_owner,
+            claims_hand_out_the_lowest_prekey_once_then_none,
+            concurrent_claims_hand_out_each_one_time_prekey_exactly_once,
+            // audit log
+            audit_entries_round_trip_and_list_newest_first_per_workspace,
+            audit_pages_follow_the_cursor_without_gaps_or_repeats,
         );
     };
     (@tests $make:path; $($behaviour:ident),+ $(,)?) => {

@@ -37,6 +37,11 @@ impl TestServer {
         Self { base, _dir: dir }
     }
 
+    /// The server's data directory (its SQLite database lives here as `chat.db`).
+    pub(crate) fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// A new client, not signed in.
     pub(crate) fn client(&self) -> ChatClient {
         ChatClient::new(self.base.clone())

@@ -6,6 +6,7 @@ use super::model::{
 use super::ports::{AddMemberError, ConversationListing, ConversationRepository};
 use crate::Limits;
 use crate::access::{Access, View};
+use crate::audit::{AuditAction, Auditor};
 use crate::clock::Clock;
 use crate::error::{DomainError, DomainResult};
 use crate::event::{ConversationUpdate, DomainEvent, EventPublisher};
@@ -87,6 +88,7 @@ pub struct ConversationService {
     events: Arc<dyn EventPublisher>,
     clock: Arc<dyn Clock>,
     limits: Limits,
+    audit: Auditor,
 }
 
 impl std::fmt::Debug for ConversationService {
@@ -119,8 +121,9 @@ impl ConversationService {
         events: Arc<dyn EventPublisher>,
         clock: Arc<dyn Clock>,
         limits: Limits,
+        audit: Auditor,
     ) -> Self {
-        Self { access, conversations, messages, workspaces, codec, events, clock, limits }
+        Self { access, conversations, messages, workspaces, codec, events, clock, limits, audit }
     }
 
     /// Creates a conversation, or returns the existing DM of the pair / chat of the document
@@ -358,7 +361,14 @@ impl ConversationService {
         }
         let conversation =
             self.conversations.archive_conversation(id, self.clock.now()).await?.ok_or(DomainError::NotFound)?;
-        tracing::info!(target: "audit", actor = %actor, conversation = %id, "conversation archived");
+        self.audit
+            .record(
+                Some(conversation.workspace_id),
+                Some(actor),
+                AuditAction::ConversationArchived,
+                Some(format!("conversation:{id}")),
+            )
+            .await;
         if let Some(at) = conversation.archived_at {
             self.events
                 .publish(DomainEvent::ConversationUpdated {
@@ -405,7 +415,14 @@ impl ConversationService {
         }
         self.workspaces.member_role(view.conversation.workspace_id, target).await?.ok_or(DomainError::NotFound)?;
         let member = self.join(&view.conversation, target, role).await?;
-        tracing::info!(target: "audit", actor = %actor, conversation = %id, user = %target, role = role.as_str(), "conversation member added");
+        self.audit
+            .record(
+                Some(view.conversation.workspace_id),
+                Some(actor),
+                AuditAction::ConversationMemberAdded,
+                Some(format!("conversation:{id} user:{target} role:{}", role.as_str())),
+            )
+            .await;
         Ok(member)
     }
 
@@ -470,7 +487,14 @@ impl ConversationService {
         if !self.conversations.remove_member(id, target).await? {
             return Err(DomainError::NotFound);
         }
-        tracing::info!(target: "audit", actor = %actor, conversation = %id, user = %target, "conversation member removed");
+        self.audit
+            .record(
+                Some(view.conversation.workspace_id),
+                Some(actor),
+                AuditAction::ConversationMemberRemoved,
+                Some(format!("conversation:{id} user:{target}")),
+            )
+            .await;
         self.events
             .publish(DomainEvent::MemberLeft {
                 workspace_id: view.conversation.workspace_id,
@@ -508,7 +532,14 @@ impl ConversationService {
             return Err(DomainError::Conflict("the last admin must name another admin first"));
         }
         let member = self.conversations.set_member_role(id, target, role).await?.ok_or(DomainError::NotFound)?;
-        tracing::info!(target: "audit", actor = %actor, conversation = %id, user = %target, role = role.as_str(), "conversation role changed");
+        self.audit
+            .record(
+                Some(view.conversation.workspace_id),
+                Some(actor),
+                AuditAction::ConversationRoleChanged,
+                Some(format!("conversation:{id} user:{target} role:{}", role.as_str())),
+            )
+            .await;
         self.events
             .publish(DomainEvent::ConversationUpdated {
                 conversation: view.conversation,

@@ -1031,3 +1031,78 @@ async fn an_outsider_has_no_unread_counts_in_the_workspace() {
     let result = scene.build().chat.conversations.unread_counts(outsider, ws).await;
     assert!(matches!(result, Err(DomainError::NotFound)), "{result:?}");
 }
+
+// ----------------------------------------------------------------------------- audit log
+
+/// The one entry `h` recorded, checked for `action` by `actor` in `c`'s workspace.
+fn single_entry(
+    h: &crate::tests::Harness,
+    c: &Conversation,
+    actor: UserId,
+    action: crate::audit::AuditAction,
+) -> crate::audit::AuditEntry {
+    let mut entries = h.audit();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let entry = entries.remove(0);
+    assert_eq!((entry.action, entry.workspace_id, entry.actor), (action, Some(c.workspace_id), Some(actor)));
+    entry
+}
+
+#[tokio::test]
+async fn adding_a_conversation_member_records_exactly_one_audit_entry() {
+    let mut scene = Scene::new();
+    let (alice, carol) = (scene.alice.clone(), scene.carol.id);
+    let c = scene.conversation(ConversationType::Group, &[(&alice, Admin)]);
+    expect_join(&mut scene, &c, carol, Moderator);
+    let h = scene.build();
+
+    h.chat.conversations.add_member(alice.id, c.id, carol, Some(Moderator)).await.unwrap();
+
+    let entry = single_entry(&h, &c, alice.id, crate::audit::AuditAction::ConversationMemberAdded);
+    assert_eq!(entry.target, Some(format!("conversation:{} user:{carol} role:moderator", c.id)));
+}
+
+#[tokio::test]
+async fn removing_a_conversation_member_records_exactly_one_audit_entry() {
+    let mut scene = Scene::new();
+    let (alice, bob) = (scene.alice.clone(), scene.bob.clone());
+    let c = scene.conversation(ConversationType::Group, &[(&alice, Admin), (&bob, Plain)]);
+    expect_removal(&mut scene, &c, bob.id);
+    let h = scene.build();
+
+    h.chat.conversations.remove_member(alice.id, c.id, bob.id).await.unwrap();
+
+    let entry = single_entry(&h, &c, alice.id, crate::audit::AuditAction::ConversationMemberRemoved);
+    assert_eq!(entry.target, Some(format!("conversation:{} user:{}", c.id, bob.id)));
+}
+
+#[tokio::test]
+async fn changing_a_conversation_role_records_exactly_one_audit_entry() {
+    let mut scene = Scene::new();
+    let (alice, bob) = (scene.alice.clone(), scene.bob.clone());
+    let c = scene.conversation(ConversationType::Group, &[(&alice, Admin), (&bob, Plain)]);
+    expect_role_change(&mut scene, &c, bob.id, Moderator);
+    let h = scene.build();
+
+    h.chat.conversations.set_role(alice.id, c.id, bob.id, Moderator).await.unwrap();
+
+    let entry = single_entry(&h, &c, alice.id, crate::audit::AuditAction::ConversationRoleChanged);
+    assert_eq!(entry.target, Some(format!("conversation:{} user:{} role:moderator", c.id, bob.id)));
+}
+
+#[tokio::test]
+async fn archiving_records_exactly_one_audit_entry_and_a_refusal_none() {
+    let mut scene = Scene::new();
+    let (alice, bob) = (scene.alice.clone(), scene.bob.clone());
+    let c = scene.conversation(ConversationType::Channel, &[(&alice, Admin), (&bob, Plain)]);
+    let archived = Conversation { archived_at: Some(now()), ..c.clone() };
+    scene.mocks.conversations.expect_archive_conversation().times(1).returning(move |_, _| Ok(Some(archived.clone())));
+    let h = scene.build();
+
+    assert!(h.chat.conversations.archive(bob.id, c.id).await.is_err());
+    assert!(h.audit().is_empty(), "a refused archive is not an audited action");
+    h.chat.conversations.archive(alice.id, c.id).await.unwrap();
+
+    let entry = single_entry(&h, &c, alice.id, crate::audit::AuditAction::ConversationArchived);
+    assert_eq!(entry.target, Some(format!("conversation:{}", c.id)));
+}

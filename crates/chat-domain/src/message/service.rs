@@ -5,6 +5,7 @@ use super::model::{Message, MessageBody, MessagePage, MessageType, MessageWindow
 use super::ports::{InsertOutcome, MessageRepository};
 use crate::Limits;
 use crate::access::{Access, View};
+use crate::audit::{AuditAction, Auditor};
 use crate::cipher::ContentSanitizer;
 use crate::clock::Clock;
 use crate::conversation::{ConversationRole, ConversationService};
@@ -13,6 +14,7 @@ use crate::event::{DomainEvent, EventPublisher};
 use crate::ids::{ConversationId, MessageId, UserId};
 use crate::reaction::Emoji;
 use crate::realtime::{RateKind, RateLimiter};
+use crate::search::Indexer;
 
 /// Longest accepted `clientMsgId`.
 pub const MAX_CLIENT_MSG_ID_LEN: usize = 128;
@@ -62,6 +64,9 @@ pub struct MessageService {
     events: Arc<dyn EventPublisher>,
     clock: Arc<dyn Clock>,
     limits: Limits,
+    /// Keeps the blind index in step (`None`: messages are not indexed).
+    search: Option<Indexer>,
+    audit: Auditor,
 }
 
 impl std::fmt::Debug for MessageService {
@@ -84,8 +89,17 @@ impl MessageService {
         events: Arc<dyn EventPublisher>,
         clock: Arc<dyn Clock>,
         limits: Limits,
+        audit: Auditor,
     ) -> Self {
-        Self { access, messages, conversations, codec, sanitizer, limiter, events, clock, limits }
+        Self { access, messages, conversations, codec, sanitizer, limiter, events, clock, limits, search: None, audit }
+    }
+
+    /// Indexes plain-text messages for search after each committed send and edit, and drops
+    /// their tags on delete (never for end-to-end conversations).
+    #[must_use]
+    pub fn with_search(mut self, indexer: Indexer) -> Self {
+        self.search = Some(indexer);
+        self
     }
 
     /// Validates content for `view`'s conversation: an opaque envelope in E2E conversations,
@@ -168,6 +182,10 @@ impl MessageService {
                         message: message.clone(),
                     })
                     .await;
+                // After the fan-out, so that indexing never delays delivery.
+                if let Some(search) = &self.search {
+                    search.index(&view.conversation, &message).await;
+                }
                 Ok(Sent::New(message))
             }
             InsertOutcome::Duplicate(original) => {
@@ -270,6 +288,9 @@ impl MessageService {
                 message: message.clone(),
             })
             .await;
+        if let Some(search) = &self.search {
+            search.index(&view.conversation, &message).await;
+        }
         Ok(message)
     }
 
@@ -303,8 +324,18 @@ impl MessageService {
             return Ok(());
         }
         self.messages.delete_message(id, self.clock.now()).await?.ok_or(DomainError::NotFound)?;
+        if let Some(search) = &self.search {
+            search.forget(id).await;
+        }
         if !own {
-            tracing::info!(target: "audit", actor = %actor, message = %id, author = %stored.sender_id, "message deleted by moderator");
+            self.audit
+                .record(
+                    Some(view.conversation.workspace_id),
+                    Some(actor),
+                    AuditAction::MessageDeletedByModerator,
+                    Some(format!("conversation:{} message:{id} user:{}", view.conversation.id, stored.sender_id)),
+                )
+                .await;
         }
         self.events
             .publish(DomainEvent::MessageDeleted {

@@ -877,3 +877,40 @@ async fn content_sealed_for_another_row_does_not_open() {
     let result = scene.build().chat.messages.list(alice.id, c.id, MessageWindow::After { after: 0 }, 10).await;
     assert!(matches!(result, Err(DomainError::Internal(_))), "{result:?}");
 }
+
+// ----------------------------------------------------------------------------- audit log
+
+#[tokio::test]
+async fn a_moderators_delete_records_exactly_one_audit_entry() {
+    let mut scene = Scene::new();
+    let (alice, bob, carol) = (scene.alice.clone(), scene.bob.clone(), scene.carol.clone());
+    let c = scene.conversation(ConversationType::Channel, &[(&alice, Admin), (&bob, Plain), (&carol, Moderator)]);
+    let message = stored_message(&c, bob.id, 1, "spam");
+    scene.mocks.with_message(&message);
+    expect_delete(&mut scene, &message);
+    let h = scene.build();
+
+    h.chat.messages.delete(carol.id, message.id).await.unwrap();
+
+    let entries = h.audit();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let entry = &entries[0];
+    assert_eq!(entry.action, crate::audit::AuditAction::MessageDeletedByModerator);
+    assert_eq!((entry.workspace_id, entry.actor), (Some(c.workspace_id), Some(carol.id)));
+    assert_eq!(entry.target, Some(format!("conversation:{} message:{} user:{}", c.id, message.id, bob.id)));
+    assert!(!entry.target.as_deref().unwrap_or_default().contains("spam"), "never the content");
+}
+
+#[tokio::test]
+async fn an_author_deleting_their_own_message_is_not_audited() {
+    let mut scene = Scene::new();
+    let (c, _, bob) = group(&mut scene);
+    let message = stored_message(&c, bob.id, 4, "oops");
+    scene.mocks.with_message(&message);
+    expect_delete(&mut scene, &message);
+    let h = scene.build();
+
+    h.chat.messages.delete(bob.id, message.id).await.unwrap();
+
+    assert!(h.audit().is_empty());
+}

@@ -4,6 +4,7 @@ use chrono::Duration;
 
 use super::model::{AuthSession, DisplayName, Email, NewRefreshToken, NewUser, Password, RotateOutcome, User};
 use super::ports::{CreateUserError, PasswordHasher, SessionRepository, TokenIssuer, UserRepository};
+use crate::audit::{AuditAction, Auditor};
 use crate::clock::Clock;
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{SessionFamilyId, UserId};
@@ -17,6 +18,7 @@ pub struct AuthService {
     tokens: Arc<dyn TokenIssuer>,
     clock: Arc<dyn Clock>,
     refresh_ttl: Duration,
+    audit: Auditor,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -35,8 +37,9 @@ impl AuthService {
         tokens: Arc<dyn TokenIssuer>,
         clock: Arc<dyn Clock>,
         refresh_ttl: Duration,
+        audit: Auditor,
     ) -> Self {
-        Self { users, sessions, hasher, tokens, clock, refresh_ttl }
+        Self { users, sessions, hasher, tokens, clock, refresh_ttl, audit }
     }
 
     /// Creates an account and signs it in.
@@ -67,6 +70,7 @@ impl AuthService {
     #[tracing::instrument(skip_all)]
     pub async fn login(&self, email: &str, password: String) -> DomainResult<AuthSession> {
         let (Ok(email), Some(password)) = (Email::parse(email), Password::for_verification(password)) else {
+            self.audit.record(None, None, AuditAction::LoginFailed, None).await;
             return Err(DomainError::Unauthorized);
         };
         let found = self.users.find_user_by_email(&email).await?;
@@ -74,10 +78,15 @@ impl AuthService {
         match found {
             Some((user, _)) if ok => {
                 tracing::info!(user_id = %user.id, "login succeeded");
-                self.start_session(user, SessionFamilyId::generate()).await
+                let id = user.id;
+                let session = self.start_session(user, SessionFamilyId::generate()).await?;
+                self.audit.record(None, Some(id), AuditAction::LoginSucceeded, None).await;
+                Ok(session)
             }
-            _ => {
+            found => {
                 tracing::info!("login failed");
+                // The account when the e-mail exists; never the e-mail or the password typed.
+                self.audit.record(None, found.map(|(user, _)| user.id), AuditAction::LoginFailed, None).await;
                 Err(DomainError::Unauthorized)
             }
         }
@@ -101,6 +110,7 @@ impl AuthService {
             }
             RotateOutcome::Reused => {
                 tracing::warn!("refresh token reuse detected; session family revoked");
+                self.audit.record(None, None, AuditAction::RefreshTokenReused, None).await;
                 Err(DomainError::Unauthorized)
             }
             RotateOutcome::Invalid => Err(DomainError::Unauthorized),

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use super::*;
+use crate::audit::{AuditAction, Auditor};
 use crate::error::DomainError;
 use crate::ids::UserId;
-use crate::tests::{FixedClock, assert_invalid, now, user};
+use crate::tests::{FixedClock, RecordingAudit, assert_invalid, now, user};
 
 // ----------------------------------------------------------------------------- newtypes
 
@@ -79,6 +80,7 @@ struct Ports {
     sessions: MockSessionRepository,
     hasher: MockPasswordHasher,
     tokens: MockTokenIssuer,
+    audit: Arc<RecordingAudit>,
 }
 
 impl Ports {
@@ -88,6 +90,7 @@ impl Ports {
             sessions: MockSessionRepository::new(),
             hasher: MockPasswordHasher::new(),
             tokens: MockTokenIssuer::new(),
+            audit: Arc::default(),
         }
     }
 
@@ -120,6 +123,7 @@ impl Ports {
             Arc::new(self.tokens),
             Arc::new(FixedClock),
             Duration::days(TTL_DAYS),
+            Auditor::new(self.audit, Arc::new(FixedClock)),
         )
     }
 }
@@ -206,9 +210,14 @@ async fn logging_in_with_an_unknown_email_is_unauthorized_and_still_verifies_a_p
     ports.users.expect_find_user_by_email().times(1).returning(|_| Ok(None));
     ports.hasher.expect_verify_password().withf(|_, hash| hash.is_none()).times(1).return_const(false);
 
+    let audit = Arc::clone(&ports.audit);
     let result = ports.service().login("nobody@example.com", "whatever1".to_owned()).await;
 
     assert!(matches!(result, Err(DomainError::Unauthorized)), "{result:?}");
+    let entries = audit.take();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!((entries[0].action, entries[0].actor, entries[0].workspace_id), (AuditAction::LoginFailed, None, None));
+    assert_eq!(entries[0].target, None, "the typed e-mail is not recorded");
 }
 
 #[tokio::test]
@@ -229,9 +238,14 @@ async fn logging_in_with_a_wrong_password_is_unauthorized_after_verifying_it() {
         .return_const(false);
     ports.tokens.expect_issue_access_token().never();
 
+    let audit = Arc::clone(&ports.audit);
     let result = ports.service().login("alice@example.com", "wrong password".to_owned()).await;
 
     assert!(matches!(result, Err(DomainError::Unauthorized)), "{result:?}");
+    let entries = audit.take();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!((entries[0].action, entries[0].actor), (AuditAction::LoginFailed, Some(alice.id)));
+    assert_eq!(entries[0].at, now());
 }
 
 #[tokio::test]
@@ -248,9 +262,16 @@ async fn logging_in_with_the_right_password_starts_a_session() {
     ports.hasher.expect_verify_password().times(1).return_const(true);
     ports.expect_session_for(alice.id);
 
+    let audit = Arc::clone(&ports.audit);
     let session = ports.service().login("ALICE@example.com", "the password".to_owned()).await.unwrap();
 
     assert_eq!(session.user, alice);
+    let entries = audit.take();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(
+        (entries[0].action, entries[0].actor, entries[0].workspace_id),
+        (AuditAction::LoginSucceeded, Some(alice.id), None)
+    );
     assert_eq!(session.access.token, "access-1");
 }
 
@@ -258,8 +279,10 @@ async fn logging_in_with_the_right_password_starts_a_session() {
 async fn logging_in_with_a_malformed_email_is_unauthorized_not_invalid() {
     let mut ports = Ports::new();
     ports.users.expect_find_user_by_email().never();
+    let audit = Arc::clone(&ports.audit);
     let result = ports.service().login("not-an-email", "the password".to_owned()).await;
     assert!(matches!(result, Err(DomainError::Unauthorized)), "{result:?}");
+    assert_eq!(audit.take().iter().map(|e| e.action).collect::<Vec<_>>(), [AuditAction::LoginFailed]);
 }
 
 fn expect_rotation(ports: &mut Ports, outcome: RotateOutcome) {
@@ -309,8 +332,10 @@ async fn refreshing_with_a_reused_token_is_unauthorized() {
     let mut ports = Ports::new();
     expect_rotation(&mut ports, RotateOutcome::Reused);
     ports.tokens.expect_issue_access_token().never();
+    let audit = Arc::clone(&ports.audit);
     let result = ports.service().refresh("old-refresh").await;
     assert!(matches!(result, Err(DomainError::Unauthorized)), "{result:?}");
+    assert_eq!(audit.take().iter().map(|e| e.action).collect::<Vec<_>>(), [AuditAction::RefreshTokenReused]);
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use super::model::{Name, Workspace, WorkspaceMember, WorkspaceRole, WorkspaceView};
 use super::ports::{AddWorkspaceMemberError, CreateWorkspaceError, WorkspaceRepository};
+use crate::audit::{AuditAction, Auditor};
 use crate::clock::Clock;
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{UserId, WorkspaceId};
@@ -22,6 +23,7 @@ pub struct WorkspaceService {
     workspaces: Arc<dyn WorkspaceRepository>,
     users: Arc<dyn UserRepository>,
     clock: Arc<dyn Clock>,
+    audit: Auditor,
 }
 
 impl std::fmt::Debug for WorkspaceService {
@@ -37,8 +39,9 @@ impl WorkspaceService {
         workspaces: Arc<dyn WorkspaceRepository>,
         users: Arc<dyn UserRepository>,
         clock: Arc<dyn Clock>,
+        audit: Auditor,
     ) -> Self {
-        Self { workspaces, users, clock }
+        Self { workspaces, users, clock, audit }
     }
 
     /// Creates a workspace owned by `actor`. The slug comes from the name; a taken slug gets a
@@ -121,7 +124,14 @@ impl WorkspaceService {
         .ok_or(DomainError::NotFound)?;
         match self.workspaces.add_workspace_member(workspace, user.id, role, self.clock.now()).await {
             Ok(member) => {
-                tracing::info!(target: "audit", actor = %actor, workspace = %workspace, user = %user.id, role = role.as_str(), "workspace member added");
+                self.audit
+                    .record(
+                        Some(workspace),
+                        Some(actor),
+                        AuditAction::WorkspaceMemberAdded,
+                        Some(format!("user:{} role:{}", user.id, role.as_str())),
+                    )
+                    .await;
                 Ok(member)
             }
             Err(AddWorkspaceMemberError::Duplicate) => Err(DomainError::Conflict("already a member of this workspace")),
@@ -157,7 +167,9 @@ impl WorkspaceService {
         if !self.workspaces.remove_workspace_member(workspace, target).await? {
             return Err(DomainError::NotFound);
         }
-        tracing::info!(target: "audit", actor = %actor, workspace = %workspace, user = %target, "workspace member removed");
+        self.audit
+            .record(Some(workspace), Some(actor), AuditAction::WorkspaceMemberRemoved, Some(format!("user:{target}")))
+            .await;
         Ok(())
     }
 }

@@ -410,3 +410,43 @@ async fn removing_someone_who_is_not_a_member_is_not_found() {
     let result = scene.build().chat.workspaces.remove_member(admin, ws, outsider).await;
     assert!(matches!(result, Err(DomainError::NotFound)), "{result:?}");
 }
+
+// ----------------------------------------------------------------------------- audit log
+
+#[tokio::test]
+async fn adding_a_workspace_member_records_exactly_one_audit_entry() {
+    let newcomer = user("newcomer");
+    let mut scene = Scene::new();
+    expect_lookup(&mut scene, &newcomer);
+    expect_added(&mut scene, newcomer.id, WorkspaceRole::Guest);
+    let (admin, ws) = (scene.admin.id, scene.workspace.id);
+    let h = scene.build();
+
+    h.chat.workspaces.add_member(admin, ws, MemberRef::Id(newcomer.id), Some(WorkspaceRole::Guest)).await.unwrap();
+
+    let entries = h.audit();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let entry = &entries[0];
+    assert_eq!(entry.action, crate::audit::AuditAction::WorkspaceMemberAdded);
+    assert_eq!((entry.workspace_id, entry.actor), (Some(ws), Some(admin)));
+    assert_eq!(entry.target.as_deref(), Some(format!("user:{} role:guest", newcomer.id).as_str()));
+    assert_eq!(entry.at, now());
+}
+
+#[tokio::test]
+async fn removing_a_workspace_member_records_exactly_one_audit_entry_and_a_refusal_none() {
+    let mut scene = Scene::new();
+    let (admin, alice, bob, ws) = (scene.admin.id, scene.alice.id, scene.bob.id, scene.workspace.id);
+    expect_removed(&mut scene, ws, bob);
+    let h = scene.build();
+
+    assert!(h.chat.workspaces.remove_member(alice, ws, admin).await.is_err());
+    assert!(h.audit().is_empty(), "a refused removal is not an audited action");
+    h.chat.workspaces.remove_member(admin, ws, bob).await.unwrap();
+
+    let entries = h.audit();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].action, crate::audit::AuditAction::WorkspaceMemberRemoved);
+    assert_eq!((entries[0].workspace_id, entries[0].actor), (Some(ws), Some(admin)));
+    assert_eq!(entries[0].target.as_deref(), Some(format!("user:{bob}").as_str()));
+}

@@ -1,0 +1,113 @@
+//! [`SearchIndex`]: the blind index's `(message, tag)` rows. Tags arrive as opaque bytes from
+//! the domain; this store never sees a token.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chat_domain::error::RepoError;
+use chat_domain::ids::MessageId;
+use chat_domain::search::{IndexEntry, SearchCursor, SearchIndex, TagMatches, TagQuery};
+use chrono::{DateTime, Utc};
+use diesel::dsl::count_star;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::messages::{MessageRow, with_reactions};
+use crate::schema::{message_search_tags as tags, messages};
+use crate::{PgStore, repo};
+
+#[async_trait]
+impl SearchIndex for PgStore {
+    #[tracing::instrument(skip_all, fields(message = %entry.message_id, tags = entry.tags.len()))]
+    async fn replace_message_tags(&self, entry: &IndexEntry) -> Result<(), RepoError> {
+        let message = entry.message_id.as_uuid();
+        let rows: Vec<_> = entry
+            .tags
+            .iter()
+            .map(|tag| {
+                (
+                    tags::message_id.eq(message),
+                    tags::tag.eq(tag.0.to_vec()),
+                    tags::workspace_id.eq(entry.workspace_id.as_uuid()),
+                    tags::conversation_id.eq(entry.conversation_id.as_uuid()),
+                    tags::created_at.eq(entry.created_at),
+                )
+            })
+            .collect();
+        let mut conn = self.conn().await?;
+        (*conn)
+            .transaction::<_, diesel::result::Error, _>(async |conn: &mut AsyncPgConnection| {
+                diesel::delete(tags::table.filter(tags::message_id.eq(message))).execute(conn).await?;
+                if !rows.is_empty() {
+                    // Tags are distinct per message; a repeat would be a no-op, not an error.
+                    diesel::insert_into(tags::table).values(&rows).on_conflict_do_nothing().execute(conn).await?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(repo("replacing a message's search tags"))
+    }
+
+    #[tracing::instrument(skip_all, fields(message = %message))]
+    async fn delete_message_tags(&self, message: MessageId) -> Result<(), RepoError> {
+        let mut conn = self.conn().await?;
+        diesel::delete(tags::table.filter(tags::message_id.eq(message.as_uuid())))
+            .execute(&mut conn)
+            .await
+            .map_err(repo("dropping a message's search tags"))?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(workspace = %query.workspace_id, tags = query.tags.len(), limit = query.limit))]
+    async fn search_messages(&self, query: &TagQuery) -> Result<TagMatches, RepoError> {
+        if query.tags.is_empty() || query.conversations.is_empty() || query.limit == 0 {
+            return Ok(TagMatches { messages: Vec::new(), next: None });
+        }
+        let wanted: Vec<Vec<u8>> = query.tags.iter().map(|t| t.0.to_vec()).collect();
+        let conversations: Vec<Uuid> = query.conversations.iter().map(|c| c.as_uuid()).collect();
+        let needed = i64::try_from(wanted.len()).map_err(|e| RepoError::new("too many search tags", e))?;
+        // Messages carrying every tag: as many matching rows as tags (tags are distinct per
+        // message). One more than a page tells whether another page follows.
+        let mut lookup = tags::table
+            .filter(tags::workspace_id.eq(query.workspace_id.as_uuid()))
+            .filter(tags::tag.eq_any(wanted))
+            .filter(tags::conversation_id.eq_any(conversations))
+            .group_by((tags::message_id, tags::created_at))
+            .having(count_star().eq(needed))
+            .select((tags::message_id, tags::created_at))
+            .order((tags::created_at.desc(), tags::message_id.desc()))
+            .limit(i64::from(query.limit) + 1)
+            .into_boxed();
+        if let Some(before) = query.before {
+            let id = before.message_id.as_uuid();
+            lookup = lookup.filter(
+                tags::created_at
+                    .lt(before.created_at)
+                    .or(tags::created_at.eq(before.created_at).and(tags::message_id.lt(id))),
+            );
+        }
+        let mut conn = self.conn().await?;
+        let mut hits: Vec<(Uuid, DateTime<Utc>)> =
+            lookup.load(&mut conn).await.map_err(repo("looking up search tags"))?;
+        let next = if hits.len() > query.limit as usize {
+            hits.truncate(query.limit as usize);
+            hits.last().map(|(id, at)| SearchCursor { created_at: *at, message_id: MessageId::from_uuid(*id) })
+        } else {
+            None
+        };
+        let ids: Vec<Uuid> = hits.iter().map(|(id, _)| *id).collect();
+        let rows: Vec<MessageRow> = messages::table
+            .filter(messages::id.eq_any(&ids))
+            .filter(messages::deleted_at.is_null())
+            .select(MessageRow::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(repo("loading found messages"))?;
+        let position: HashMap<Uuid, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        let mut rows = rows;
+        rows.sort_by_key(|row| position.get(&row.id).copied().unwrap_or(usize::MAX));
+        let messages = with_reactions(&mut conn, rows).await?;
+        Ok(TagMatches { messages, next })
+    }
+}

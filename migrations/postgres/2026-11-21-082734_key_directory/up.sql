@@ -1,0 +1,24 @@
+-- The E2E public key directory (docs/e2e.md): public keys only. A device id is global and
+-- belongs to the first user who published it; one-time prekeys are deleted as they are claimed
+-- (`DELETE … FOR UPDATE SKIP LOCKED … RETURNING`), so each is handed out at most once.
+
+CREATE TABLE device_keys (
+    device_id               text        PRIMARY KEY CHECK (char_length(device_id) BETWEEN 1 AND 128),
+    user_id                 uuid        NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    identity_key            bytea       NOT NULL CHECK (octet_length(identity_key) = 32),
+    signing_key             bytea       NOT NULL CHECK (octet_length(signing_key) = 32),
+    signed_prekey_id        bigint      NOT NULL CHECK (signed_prekey_id BETWEEN 0 AND 4294967295),
+    signed_prekey           bytea       NOT NULL CHECK (octet_length(signed_prekey) = 32),
+    signed_prekey_signature bytea       NOT NULL CHECK (octet_length(signed_prekey_signature) = 64),
+    created_at              timestamptz NOT NULL,
+    updated_at              timestamptz NOT NULL
+);
+CREATE INDEX device_keys_user_id_idx ON device_keys (user_id);
+
+CREATE TABLE one_time_prekeys (
+    device_id  text        NOT NULL REFERENCES device_keys (device_id) ON DELETE CASCADE,
+    prekey_id  bigint      NOT NULL CHECK (prekey_id BETWEEN 0 AND 4294967295),
+    public_key bytea       NOT NULL CHECK (octet_length(public_key) = 32),
+    created_at timestamptz NOT NULL,
+    PRIMARY KEY (device_id, prekey_id)
+);

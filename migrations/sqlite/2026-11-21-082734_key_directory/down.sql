@@ -1,0 +1,2 @@
+DROP TABLE one_time_prekeys;
+DROP TABLE device_keys;
