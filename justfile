@@ -21,6 +21,17 @@ test:
 test-services:
     CHAT_REQUIRE_SERVICES=1 cargo test --workspace --locked
 
+# Fuzz one target (ws_frame, e2e_envelope, sanitizer) for `seconds` (not part of CI). Needs
+# `cargo install cargo-fuzz --locked`; RUSTC_BOOTSTRAP=1 lets the stable toolchain take the
+# nightly-only sanitizer flags. The corpus grows in fuzz/corpus/<target>, crashes land in
+# fuzz/artifacts/<target>.
+fuzz target seconds="20":
+    cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run {{target}} -- -max_total_time={{seconds}}
+
+# Every fuzz target, one after the other.
+fuzz-all seconds="20":
+    for t in ws_frame e2e_envelope sanitizer; do just fuzz $t {{seconds}} || exit 1; done
+
 # Build timings, to decide when a crate should split.
 timings:
     cargo build --workspace --timings

@@ -36,6 +36,10 @@ pub(crate) struct TestApp {
     pub(crate) base: String,
     pub(crate) client: reqwest::Client,
     pub(crate) storage: Storage,
+    /// The server's `DATA_DIR` (`None` for a remote server), for at-rest scans.
+    pub(crate) data_dir: Option<PathBuf>,
+    /// `(REDIS_URL, REDIS_NAMESPACE)` when the server uses Redis, for at-rest scans.
+    pub(crate) redis: Option<(String, String)>,
     _guards: Vec<Box<dyn Any + Send>>,
 }
 
@@ -114,6 +118,11 @@ impl TestApp {
                 vec![("REDIS_URL", url), ("REDIS_NAMESPACE", chat_redis::testing::namespace())]
             }
         };
+        let redis_target = match redis.as_slice() {
+            [(_, url), (_, namespace)] => Some((url.clone(), namespace.clone())),
+            _ => None,
+        };
+        let data_dir = dir.path().to_path_buf();
         let vars = [
             ("DATABASE_URL", database_url),
             ("DATA_DIR", dir.path().display().to_string()),
@@ -125,6 +134,7 @@ impl TestApp {
             // Scenarios send in bursts; the limits have tests of their own.
             ("RATE_LIMIT_MESSAGES_PER_MINUTE", "0".to_owned()),
             ("RATE_LIMIT_CONNECTIONS_PER_MINUTE", "0".to_owned()),
+            ("RATE_LIMIT_UPLOADS_PER_MINUTE", "0".to_owned()),
         ];
         let vars = vars
             .into_iter()
@@ -136,12 +146,26 @@ impl TestApp {
         let base = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         guards.push(Box::new(dir));
-        Some(Self { base, client: reqwest::Client::new(), storage, _guards: guards })
+        Some(Self {
+            base,
+            client: reqwest::Client::new(),
+            storage,
+            data_dir: Some(data_dir),
+            redis: redis_target,
+            _guards: guards,
+        })
     }
 
     /// A client for a server started elsewhere (another process) at `base`.
     pub(crate) fn attach(base: &str) -> Self {
-        Self { base: base.to_owned(), client: reqwest::Client::new(), storage: Storage::Remote, _guards: Vec::new() }
+        Self {
+            base: base.to_owned(),
+            client: reqwest::Client::new(),
+            storage: Storage::Remote,
+            data_dir: None,
+            redis: None,
+            _guards: Vec::new(),
+        }
     }
 
     /// Any request; `body` is sent as JSON when given.

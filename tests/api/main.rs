@@ -5,13 +5,17 @@
 mod helpers;
 mod ws;
 
+mod admin;
+mod at_rest;
 mod attacks;
 mod audit;
 mod auth;
 mod conversations;
+mod files;
 mod hardening;
 mod isolation;
 mod keys;
+mod matrix;
 mod messages;
 mod metrics;
 mod operations;

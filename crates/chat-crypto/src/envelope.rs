@@ -33,7 +33,11 @@
 //! hot path touches no store. The current version of a workspace is re-checked against the
 //! repository at most every [`DEFAULT_KEY_REFRESH`] (see [`EnvelopeCipher::with_key_refresh`]),
 //! so a rotation made on another node is adopted for sealing within that interval; a version
-//! the cache has not seen yet is loaded as soon as something sealed under it is opened. Locks
+//! the cache has not seen yet is loaded as soon as something sealed under it is opened. A
+//! reload is authoritative and opening with a key cached longer than the interval reloads
+//! first, so keys destroyed by [`EnvelopeCipher::destroy_keys`] (crypto-shredding) on another
+//! node stop opening here within the interval — not sooner (a store that cannot be reached
+//! then leaves the cached key in use, with a warning). Locks
 //! are never held across an `.await`. Raw key bytes exist only briefly, in zeroise-on-drop
 //! buffers; the `LessSafeKey` itself is ring's and is not zeroised by ring when dropped.
 
@@ -113,8 +117,8 @@ enum Version {
     Unknown,
     /// Known not to exist or not to unwrap.
     Unusable,
-    /// Its key.
-    Key(Arc<LessSafeKey>),
+    /// Its key, and whether the workspace was checked recently.
+    Key(Arc<LessSafeKey>, bool),
 }
 
 impl EnvelopeCipher {
@@ -148,10 +152,16 @@ impl EnvelopeCipher {
     /// version is returned.
     ///
     /// # Errors
-    /// [`RepoError`] when the repository fails or the random source fails.
+    /// [`RepoError`] when the repository fails or the random source fails, and when the
+    /// current version does not unwrap (a wrong master key): nothing is added then.
     #[tracing::instrument(skip_all, fields(workspace = %workspace))]
     pub async fn rotate(&self, workspace: WorkspaceId) -> Result<i32, RepoError> {
         self.reload(workspace).await?;
+        if let Current::Unusable = self.cached_current(workspace) {
+            // Most likely the wrong master key: a key wrapped under it would be one the
+            // servers cannot unwrap, and they would stop sealing.
+            return Err(RepoError::msg("the workspace's current key does not unwrap under this master key"));
+        }
         let next = self
             .known_current(workspace)
             .checked_add(1)
@@ -163,6 +173,34 @@ impl EnvelopeCipher {
         }
         tracing::info!(version = next, "workspace key rotated");
         Ok(next)
+    }
+
+    /// The workspace's current key version as the repository holds it now (0: no key yet, or
+    /// its keys were destroyed). Refreshes this process's cache of the workspace.
+    ///
+    /// # Errors
+    /// [`RepoError`] when the repository fails.
+    #[tracing::instrument(skip_all, fields(workspace = %workspace))]
+    pub async fn current_version(&self, workspace: WorkspaceId) -> Result<i32, RepoError> {
+        self.reload(workspace).await?;
+        Ok(self.known_current(workspace))
+    }
+
+    /// Crypto-shredding: destroys every key version of the workspace in the repository and
+    /// forgets them in this process. Nothing sealed under them can be opened again, by any
+    /// node, once that node's cache has re-checked the repository (see the module
+    /// documentation). A later seal creates a fresh version 1, which does not open older
+    /// values. Returns how many versions were destroyed.
+    ///
+    /// # Errors
+    /// [`RepoError`] when the repository fails (the cache is forgotten all the same).
+    #[tracing::instrument(skip_all, fields(workspace = %workspace))]
+    pub async fn destroy_keys(&self, workspace: WorkspaceId) -> Result<u64, RepoError> {
+        let destroyed = self.repo.destroy_workspace_keys(workspace).await;
+        self.cache.write().unwrap_or_else(PoisonError::into_inner).remove(&workspace);
+        let destroyed = destroyed?;
+        tracing::warn!(versions = destroyed, "workspace keys destroyed");
+        Ok(destroyed)
     }
 
     /// The key to seal with: the cached current one, else (re)loaded, else created.
@@ -204,13 +242,20 @@ impl EnvelopeCipher {
             return Err(UNUSABLE);
         }
         match self.cached_version(workspace, version) {
-            Version::Key(key) => return Ok(key),
+            Version::Key(key, true) => return Ok(key),
+            Version::Key(key, false) => {
+                // Re-checked now and then, so that destroyed keys (crypto-shredding) stop
+                // opening on every node within the refresh interval.
+                if let Err(err) = self.reload(workspace).await {
+                    tracing::warn!(error = %err, "could not re-check the workspace keys; opening with the cached one");
+                    return Ok(key);
+                }
+            }
             Version::Unusable => return Err(UNUSABLE),
-            Version::Unknown => {}
+            Version::Unknown => self.reload(workspace).await?,
         }
-        self.reload(workspace).await?;
         match self.cached_version(workspace, version) {
-            Version::Key(key) => Ok(key),
+            Version::Key(key, _) => Ok(key),
             Version::Unusable | Version::Unknown => Err(UNUSABLE),
         }
     }
@@ -293,8 +338,10 @@ impl EnvelopeCipher {
         UnboundKey::new(&AES_256_GCM, raw).ok().map(LessSafeKey::new)
     }
 
-    /// Merges what was learnt about a workspace into the cache. Versions are immutable once
-    /// stored, so merging is a union and the current version only grows.
+    /// Records what was learnt about a workspace. A full load (`checked`) is authoritative and
+    /// replaces what was cached, so versions destroyed in the repository are forgotten; a
+    /// version this process just created is merged in (a load that raced with its insert may
+    /// drop it again, which only means it is loaded again when needed).
     fn remember(
         &self,
         workspace: WorkspaceId,
@@ -309,12 +356,15 @@ impl EnvelopeCipher {
             keys: BTreeMap::new(),
             checked_at: now,
         });
-        entry.current = entry.current.max(current);
-        for (version, key) in keys {
-            entry.keys.entry(version).or_insert(key);
-        }
         if checked {
+            entry.current = current;
+            entry.keys = keys.into_iter().collect();
             entry.checked_at = now;
+        } else {
+            entry.current = entry.current.max(current);
+            for (version, key) in keys {
+                entry.keys.entry(version).or_insert(key);
+            }
         }
     }
 
@@ -338,7 +388,7 @@ impl EnvelopeCipher {
         match cache.get(&workspace) {
             None => Version::Unknown,
             Some(entry) => match entry.keys.get(&version) {
-                Some(key) => Version::Key(Arc::clone(key)),
+                Some(key) => Version::Key(Arc::clone(key), entry.checked_at.elapsed() < self.refresh_after),
                 None if version > entry.current => Version::Unknown,
                 None => Version::Unusable,
             },
@@ -471,6 +521,15 @@ mod tests {
             versions.push(key.clone());
             versions.sort_by_key(|k| k.version);
             Ok(true)
+        }
+
+        async fn keyed_workspaces(&self) -> Result<Vec<WorkspaceId>, RepoError> {
+            let rows = self.rows.lock().unwrap();
+            Ok(rows.iter().filter(|(_, keys)| !keys.is_empty()).map(|(id, _)| *id).collect())
+        }
+
+        async fn destroy_workspace_keys(&self, workspace: WorkspaceId) -> Result<u64, RepoError> {
+            Ok(self.rows.lock().unwrap().remove(&workspace).map_or(0, |keys| keys.len() as u64))
         }
     }
 
@@ -626,6 +685,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn destroyed_keys_stop_opening_on_every_node_once_its_refresh_interval_has_passed() {
+        let repo = Arc::new(MemoryKeys::default());
+        let admin = cipher(&repo);
+        let lazy = cipher(&repo);
+        let eager = cipher(&repo).with_key_refresh(Duration::ZERO);
+        let ctx = ctx();
+        let other = SealContext { workspace: WorkspaceId::generate(), ..ctx };
+        let v1 = admin.seal(&ctx, b"one").await.unwrap();
+        assert_eq!(admin.rotate(ctx.workspace).await.unwrap(), 2);
+        assert_eq!(admin.current_version(ctx.workspace).await.unwrap(), 2);
+        let v2 = admin.seal(&ctx, b"two").await.unwrap();
+        let elsewhere = admin.seal(&other, b"elsewhere").await.unwrap();
+        for node in [&lazy, &eager] {
+            assert_eq!(node.open(&ctx, &v1).await.unwrap(), b"one");
+            assert_eq!(node.open(&ctx, &v2).await.unwrap(), b"two");
+        }
+
+        assert_eq!(admin.destroy_keys(ctx.workspace).await.unwrap(), 2);
+        assert_eq!(repo.rows(ctx.workspace), []);
+        assert_eq!(admin.current_version(ctx.workspace).await.unwrap(), 0);
+        for sealed in [&v1, &v2] {
+            assert!(admin.open(&ctx, sealed).await.is_err(), "the shredding process forgot the keys");
+            assert!(eager.open(&ctx, sealed).await.is_err(), "a node past its interval re-checked");
+            assert!(cipher(&repo).open(&ctx, sealed).await.is_err(), "a fresh node never had them");
+            // What does not hold: a node within its interval still has the keys in memory.
+            assert!(lazy.open(&ctx, sealed).await.is_ok());
+        }
+        // Other workspaces are untouched.
+        assert_eq!(eager.open(&other, &elsewhere).await.unwrap(), b"elsewhere");
+        // The workspace can seal again, under a fresh version 1 that does not open the old one.
+        let fresh = admin.seal(&ctx, b"fresh").await.unwrap();
+        assert_eq!(fresh.key_version, 1);
+        assert!(admin.open(&ctx, &v1).await.is_err());
+        assert_eq!(eager.open(&ctx, &fresh).await.unwrap(), b"fresh");
+    }
+
+    #[tokio::test]
     async fn the_hot_path_does_not_touch_the_store() {
         let repo = Arc::new(MemoryKeys::default());
         let cipher = cipher(&repo);
@@ -708,6 +804,7 @@ mod tests {
         let wrong = EnvelopeCipher::new(MasterKey::generate().unwrap(), Arc::clone(&repo) as Arc<dyn KeyRepository>);
         assert!(wrong.open(&ctx, &sealed).await.is_err());
         assert!(wrong.seal(&ctx, b"new").await.is_err(), "never seals with a key it cannot unwrap");
+        assert!(wrong.rotate(ctx.workspace).await.is_err(), "never adds a version the servers cannot unwrap");
         assert_eq!(repo.rows(ctx.workspace).len(), 1, "and never replaces it");
         assert_eq!(right.open(&ctx, &sealed).await.unwrap(), b"secret");
     }

@@ -28,6 +28,7 @@
 
 pub mod blind_index;
 pub mod envelope;
+pub mod file_cipher;
 pub mod jwt;
 pub mod master_key;
 pub mod password;
@@ -35,6 +36,7 @@ pub mod signature;
 
 pub use blind_index::HmacBlindIndexer;
 pub use envelope::EnvelopeCipher;
+pub use file_cipher::ChunkedFileCipher;
 pub use jwt::{JwtConfigError, JwtIssuer};
 pub use master_key::{KeyFileError, MasterKey, MasterKeyError, load_or_generate_secret};
 pub use password::{Argon2Hasher, HasherError};

@@ -53,11 +53,13 @@ pub enum AuditAction {
     KeyRotated,
     /// A file download was refused.
     FileAccessDenied,
+    /// A workspace's data keys were destroyed (crypto-shredding): its content is unreadable.
+    WorkspaceShredded,
 }
 
 impl AuditAction {
     /// Every action, for parsers and tests.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::RefreshTokenReused,
@@ -70,6 +72,7 @@ impl AuditAction {
         Self::ConversationArchived,
         Self::KeyRotated,
         Self::FileAccessDenied,
+        Self::WorkspaceShredded,
     ];
 
     /// The wire and storage spelling (`snake_case`, stable).
@@ -88,6 +91,7 @@ impl AuditAction {
             Self::ConversationArchived => "conversation_archived",
             Self::KeyRotated => "key_rotated",
             Self::FileAccessDenied => "file_access_denied",
+            Self::WorkspaceShredded => "workspace_shredded",
         }
     }
 

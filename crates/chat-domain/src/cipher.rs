@@ -74,6 +74,19 @@ pub trait KeyRepository: Send + Sync {
     /// # Errors
     /// [`RepoError`] on storage failure.
     async fn insert_workspace_key(&self, workspace: WorkspaceId, key: &WrappedKey) -> Result<bool, RepoError>;
+
+    /// The workspaces holding at least one key version, in id order.
+    ///
+    /// # Errors
+    /// [`RepoError`] on storage failure.
+    async fn keyed_workspaces(&self) -> Result<Vec<WorkspaceId>, RepoError>;
+
+    /// Crypto-shredding: deletes every key version of the workspace, so nothing sealed under
+    /// them can be opened again. Returns how many versions were deleted.
+    ///
+    /// # Errors
+    /// [`RepoError`] on storage failure.
+    async fn destroy_workspace_keys(&self, workspace: WorkspaceId) -> Result<u64, RepoError>;
 }
 
 /// Turns untrusted user text into safe plain text (no markup, no bidi overrides).

@@ -72,6 +72,10 @@ id_type!(
     MessageId
 );
 id_type!(
+    /// A shared file.
+    FileId
+);
+id_type!(
     /// A family of rotating refresh tokens (one login session).
     SessionFamilyId
 );

@@ -69,6 +69,7 @@ pub mod clock;
 pub mod conversation;
 pub mod error;
 pub mod event;
+pub mod file;
 pub mod ids;
 pub mod keys;
 pub mod message;
@@ -96,6 +97,11 @@ pub struct Limits {
     /// E2E prekey claims a user may make per minute, with bursts up to that many (default 30;
     /// 0 disables).
     pub key_claims_per_minute: u32,
+    /// Files a user may upload per minute, with bursts up to that many (default 3; 0
+    /// disables).
+    pub uploads_per_minute: u32,
+    /// Largest file accepted, in bytes (default 25 MiB).
+    pub max_upload_bytes: usize,
 }
 
 impl Default for Limits {
@@ -106,6 +112,8 @@ impl Default for Limits {
             refresh_token_ttl: chrono::Duration::days(30),
             messages_per_minute: 60,
             key_claims_per_minute: 30,
+            uploads_per_minute: 3,
+            max_upload_bytes: 25 * 1024 * 1024,
         }
     }
 }
@@ -152,6 +160,12 @@ pub struct Ports {
     pub audit: Arc<dyn audit::AuditLog>,
     /// Time.
     pub clock: Arc<dyn clock::Clock>,
+    /// File metadata rows.
+    pub files: Arc<dyn file::FileRepository>,
+    /// Sealed file bodies.
+    pub blobs: Arc<dyn file::BlobStore>,
+    /// Chunked encryption of file bodies.
+    pub file_cipher: Arc<dyn file::FileCipher>,
 }
 
 /// All use cases, wired.
@@ -175,6 +189,8 @@ pub struct Chat {
     pub keys: keys::KeyService,
     /// Search over encrypted messages.
     pub search: search::SearchService,
+    /// Encrypted file sharing.
+    pub files: file::FileService,
 }
 
 impl Chat {
@@ -211,7 +227,20 @@ impl Chat {
             ports.clock.clone(),
             limits.key_claims_per_minute,
         );
+        let files = file::FileService::new(
+            access.clone(),
+            ports.files.clone(),
+            ports.blobs.clone(),
+            ports.file_cipher.clone(),
+            ports.cipher.clone(),
+            ports.limiter.clone(),
+            ports.clock.clone(),
+            auditor.clone(),
+            limits.uploads_per_minute,
+            limits.max_upload_bytes,
+        );
         Self {
+            files,
             keys,
             audit: audit::AuditService::new(access.clone(), ports.audit.clone()),
             auth: user::AuthService::new(

@@ -480,6 +480,8 @@ impl Mocks {
         self.search_index.expect_delete_message_tags().returning(|_| Ok(()));
         let events = Arc::new(RecordingEvents::default());
         let audit = Arc::new(RecordingAudit::default());
+        let blobs = Arc::new(crate::file::tests::MemoryBlobs::default());
+        let file_rows = Arc::new(crate::file::tests::MemoryFiles::default());
         let sanitizer: Arc<dyn ContentSanitizer> = match self.sanitizer {
             Some(mock) => Arc::new(mock),
             None => Arc::new(TagStripper),
@@ -504,8 +506,11 @@ impl Mocks {
             limiter: Arc::new(self.limiter),
             audit: audit.clone(),
             clock: self.clock,
+            files: file_rows.clone(),
+            blobs: blobs.clone(),
+            file_cipher: Arc::new(crate::file::tests::FakeFileCipher),
         };
-        Harness { chat: Chat::new(ports, self.limits), events, audit }
+        Harness { chat: Chat::new(ports, self.limits), events, audit, blobs, file_rows }
     }
 }
 
@@ -516,6 +521,10 @@ pub(crate) struct Harness {
     pub(crate) events: Arc<RecordingEvents>,
     /// What the services wrote to the audit log.
     pub(crate) audit: Arc<RecordingAudit>,
+    /// The file bodies the services stored.
+    pub(crate) blobs: Arc<crate::file::tests::MemoryBlobs>,
+    /// The file rows the services stored.
+    pub(crate) file_rows: Arc<crate::file::tests::MemoryFiles>,
 }
 
 impl Harness {

@@ -144,6 +144,8 @@ where
         .service(routes::keys::claim)
         .service(presence::set)
         .service(presence::list)
+        .service(routes::files::upload)
+        .service(routes::files::download)
 }
 
 /// The OpenAPI document, generated from the registered routes.

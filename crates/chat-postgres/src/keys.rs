@@ -41,4 +41,28 @@ impl KeyRepository for PgStore {
             .map_err(repo("storing a workspace key"))?;
         Ok(inserted == 1)
     }
+
+    #[tracing::instrument(skip_all)]
+    async fn keyed_workspaces(&self) -> Result<Vec<WorkspaceId>, RepoError> {
+        let mut conn = self.conn().await?;
+        let ids: Vec<uuid::Uuid> = workspace_keys::table
+            .select(workspace_keys::workspace_id)
+            .distinct()
+            .order(workspace_keys::workspace_id.asc())
+            .load(&mut conn)
+            .await
+            .map_err(repo("listing keyed workspaces"))?;
+        Ok(ids.into_iter().map(WorkspaceId::from_uuid).collect())
+    }
+
+    #[tracing::instrument(skip_all, fields(workspace = %workspace))]
+    async fn destroy_workspace_keys(&self, workspace: WorkspaceId) -> Result<u64, RepoError> {
+        let mut conn = self.conn().await?;
+        let deleted =
+            diesel::delete(workspace_keys::table.filter(workspace_keys::workspace_id.eq(workspace.as_uuid())))
+                .execute(&mut conn)
+                .await
+                .map_err(repo("destroying workspace keys"))?;
+        Ok(deleted as u64)
+    }
 }

@@ -34,6 +34,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 mod audit;
 mod conversations;
+mod files;
 mod key_directory;
 mod keys;
 mod messages;

@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chat_domain::cipher::Sealed;
 use chat_domain::error::RepoError;
-use chat_domain::ids::{ConversationId, MessageId, UserId};
+use chat_domain::ids::{ConversationId, MessageId, UserId, WorkspaceId};
 use chat_domain::message::{
-    InsertOutcome, MessagePage, MessageRepository, MessageType, MessageWindow, NewMessage, Reaction, StoredMessage,
+    InsertOutcome, MessagePage, MessageRepository, MessageType, MessageWindow, NewMessage, Reaction, SealedContent,
+    StoredMessage,
 };
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -394,6 +395,58 @@ impl MessageRepository for PgStore {
             .await
             .map_err(repo("toggling a reaction"))?;
         one_with_reactions(&mut conn, row).await
+    }
+
+    #[tracing::instrument(skip_all, fields(workspace = %workspace, below_version, limit))]
+    async fn sealed_in_workspace(
+        &self,
+        workspace: WorkspaceId,
+        below_version: i32,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<SealedContent>, RepoError> {
+        let mut conn = self.conn().await?;
+        let mut query = messages::table
+            .inner_join(conversations::table)
+            .filter(conversations::workspace_id.eq(workspace.as_uuid()))
+            .filter(messages::key_version.lt(below_version))
+            .filter(messages::content.is_not_null())
+            .order(messages::id.asc())
+            .limit(i64::from(limit))
+            .select((messages::id, messages::conversation_id, messages::content, messages::key_version))
+            .into_boxed();
+        if let Some(after) = after {
+            query = query.filter(messages::id.gt(after.as_uuid()));
+        }
+        let rows: Vec<(Uuid, Uuid, Option<Vec<u8>>, Option<i32>)> =
+            query.load(&mut conn).await.map_err(repo("listing sealed content to re-encrypt"))?;
+        rows.into_iter()
+            .map(|(id, conversation, bytes, version)| match (bytes, version) {
+                (Some(bytes), Some(key_version)) => Ok(SealedContent {
+                    id: MessageId::from_uuid(id),
+                    conversation_id: ConversationId::from_uuid(conversation),
+                    content: Sealed { key_version, bytes },
+                }),
+                _ => Err(RepoError::msg("sealed content without its key version")),
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(message = %id, from = expected.key_version, to = new.key_version))]
+    async fn replace_sealed(&self, id: MessageId, expected: &Sealed, new: &Sealed) -> Result<bool, RepoError> {
+        let mut conn = self.conn().await?;
+        let replaced = diesel::update(
+            messages::table
+                .find(id.as_uuid())
+                .filter(messages::deleted_at.is_null())
+                .filter(messages::key_version.eq(expected.key_version))
+                .filter(messages::content.eq(&expected.bytes)),
+        )
+        .set((messages::content.eq(Some(&new.bytes)), messages::key_version.eq(Some(new.key_version))))
+        .execute(&mut conn)
+        .await
+        .map_err(repo("replacing sealed content"))?;
+        Ok(replaced == 1)
     }
 }
 

@@ -185,6 +185,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    files (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        conversation_id -> Uuid,
+        uploader_id -> Uuid,
+        name -> Bytea,
+        name_key_version -> Int4,
+        content_type -> Text,
+        size -> Int8,
+        storage_key -> Text,
+        wrapped_file_key -> Bytea,
+        key_version -> Int4,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     refresh_tokens,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chat_domain::error::RepoError;
-use chat_domain::ids::MessageId;
+use chat_domain::ids::{MessageId, WorkspaceId};
 use chat_domain::search::{IndexEntry, SearchCursor, SearchIndex, TagMatches, TagQuery};
 use chrono::{DateTime, Utc};
 use diesel::dsl::count_star;
@@ -57,6 +57,16 @@ impl SearchIndex for PgStore {
             .await
             .map_err(repo("dropping a message's search tags"))?;
         Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(workspace = %workspace))]
+    async fn delete_workspace_tags(&self, workspace: WorkspaceId) -> Result<u64, RepoError> {
+        let mut conn = self.conn().await?;
+        let deleted = diesel::delete(tags::table.filter(tags::workspace_id.eq(workspace.as_uuid())))
+            .execute(&mut conn)
+            .await
+            .map_err(repo("dropping a workspace's search tags"))?;
+        Ok(deleted as u64)
     }
 
     #[tracing::instrument(skip_all, fields(workspace = %query.workspace_id, tags = query.tags.len(), limit = query.limit))]

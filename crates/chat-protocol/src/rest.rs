@@ -80,7 +80,7 @@ pub struct AuditEntry {
     /// `workspace_member_added`, `workspace_member_removed`, `conversation_member_added`,
     /// `conversation_member_removed`, `conversation_role_changed`,
     /// `message_deleted_by_moderator`, `conversation_archived`, `key_rotated`,
-    /// `file_access_denied` (and, for account-level entries, `login_succeeded`,
+    /// `workspace_shredded`, `file_access_denied` (and, for account-level entries, `login_succeeded`,
     /// `login_failed`, `refresh_token_reused`).
     pub action: String,
     /// What it happened to: space-separated `kind:id` pairs (`user:…`, `conversation:…`,
@@ -395,6 +395,28 @@ pub struct UnreadCountResponse {
     pub total: i64,
     /// Per conversation id.
     pub conversations: BTreeMap<Uuid, i64>,
+}
+
+// ---------------------------------------------------------------- files
+
+/// A stored file, as `POST /files` returns it (201).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct FileInfo {
+    /// Id, for `GET /files/:id`.
+    pub id: Uuid,
+    /// The sanitised file name (last path component, no control characters, ≤ 255 bytes).
+    pub name: String,
+    /// The type detected from the content's magic bytes (`application/octet-stream` when
+    /// unknown); never the client's claim.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The conversation it was shared in.
+    pub conversation_id: Uuid,
+    /// When it was uploaded.
+    pub created_at: DateTime<Utc>,
 }
 
 // ---------------------------------------------------------------- messages

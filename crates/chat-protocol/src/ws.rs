@@ -67,6 +67,23 @@ pub mod client {
     pub const RESUME: &str = "resume";
     /// `ping` (acked).
     pub const PING: &str = "ping";
+
+    /// Every client event, for tests that must cover them all (the authorization matrix).
+    pub const ALL: &[&str] = &[
+        JOIN_WORKSPACE,
+        JOIN_CONVERSATION,
+        LEAVE_CONVERSATION,
+        SEND_MESSAGE,
+        EDIT_MESSAGE,
+        DELETE_MESSAGE,
+        ADD_REACTION,
+        TYPING_START,
+        TYPING_STOP,
+        MARK_AS_READ,
+        UPDATE_PRESENCE,
+        RESUME,
+        PING,
+    ];
 }
 
 /// Server event names.

@@ -9,6 +9,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod files;
 pub mod settings;
 
 use std::net::TcpListener;
@@ -40,6 +42,9 @@ pub enum StartError {
     /// A key or secret could not be loaded.
     #[error("loading keys failed: {0}")]
     Keys(String),
+    /// The file store directory could not be created.
+    #[error("opening the file store failed")]
+    FileStore(#[source] std::io::Error),
     /// The address could not be bound.
     #[error("binding {addr} failed")]
     Bind {
@@ -66,6 +71,7 @@ macro_rules! store_ports {
             store.clone() as Arc<dyn chat_domain::search::SearchIndex>,
             store.clone() as Arc<dyn chat_domain::keys::KeyDirectory>,
             store.clone() as Arc<dyn chat_domain::audit::AuditLog>,
+            store.clone() as Arc<dyn chat_domain::file::FileRepository>,
             Arc::new(Probe(store)) as Arc<dyn Readiness>,
         )
     }};
@@ -132,6 +138,7 @@ impl Application {
             search_index,
             key_directory,
             audit_log,
+            file_rows,
             readiness,
         ) = match &settings.store {
             Store::Sqlite(url) => store_ports!(Arc::new(
@@ -164,6 +171,16 @@ impl Application {
         .map_err(|e| StartError::Keys(format!("JWT_SECRET: {e}")))?;
         let hasher = Argon2Hasher::new().map_err(|e| StartError::Keys(e.to_string()))?;
         let (realtime, tracker, limiter) = realtime_parts(&settings).await?;
+        let blobs = files::LocalBlobStore::open(
+            settings.file_store.as_ref().map_or_else(|| settings.data_dir.join("files"), std::path::PathBuf::from),
+        )
+        .map_err(StartError::FileStore)?;
+        // The search key is derived from the master key before the cipher consumes it.
+        let blind_indexer = Arc::new(HmacBlindIndexer::new(&master));
+        let cipher = Arc::new(
+            EnvelopeCipher::new(master, keys)
+                .with_key_refresh(std::time::Duration::from_secs(settings.key_refresh_secs)),
+        );
         let ports = Ports {
             users,
             sessions,
@@ -173,10 +190,9 @@ impl Application {
             presence,
             key_directory,
             signatures: Arc::new(chat_crypto::Ed25519Verifier),
-            // The search key is derived from the master key before the cipher consumes it.
-            blind_indexer: Arc::new(HmacBlindIndexer::new(&master)),
+            blind_indexer,
             search_index,
-            cipher: Arc::new(EnvelopeCipher::new(master, keys)),
+            cipher: cipher.clone(),
             sanitizer: Arc::new(AmmoniaSanitizer::default()),
             hasher: Arc::new(hasher),
             tokens: Arc::new(tokens),
@@ -186,12 +202,17 @@ impl Application {
             // Entries get the client IP of the request or socket that caused them.
             audit: Arc::new(chat_http::audit::ClientIpAudit::new(audit_log)),
             clock: Arc::new(SystemClock),
+            files: file_rows,
+            blobs: Arc::new(blobs),
+            file_cipher: Arc::new(chat_crypto::ChunkedFileCipher::new(cipher)),
         };
         let limits = Limits {
             max_message_chars: settings.max_message_length,
             max_participants: settings.max_participants,
             messages_per_minute: settings.rate_limit_messages_per_minute,
             key_claims_per_minute: settings.rate_limit_key_claims_per_minute,
+            uploads_per_minute: settings.rate_limit_uploads_per_minute,
+            max_upload_bytes: settings.max_upload_bytes,
             ..Limits::default()
         };
         let chat = Chat::new(ports, limits);

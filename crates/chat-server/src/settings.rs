@@ -68,11 +68,17 @@ pub struct Settings {
     pub bind: String,
     /// `FILE_STORE` (default: `$DATA_DIR/files`).
     pub file_store: Option<String>,
+    /// `MAX_UPLOAD_BYTES`: the largest file `POST /files` accepts (default 25 MiB).
+    pub max_upload_bytes: usize,
     /// `WS_QUEUE_CAPACITY`: pushes a socket may have queued before it is closed as a slow
     /// consumer (default 1024).
     pub ws_queue_capacity: usize,
     /// `HTTP_WORKERS` (default: one per core).
     pub http_workers: usize,
+    /// `KEY_REFRESH_SECONDS`: how long a node trusts its cached workspace keys before
+    /// re-checking the store, i.e. how soon it seals with a rotated key and stops opening
+    /// with shredded ones (default 300).
+    pub key_refresh_secs: u64,
     /// `LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
 }
@@ -194,7 +200,9 @@ impl Settings {
             rate_limit_key_claims_per_minute: vars.number("RATE_LIMIT_KEY_CLAIMS_PER_MINUTE", 30)?,
             bind: vars.get("BIND").unwrap_or("127.0.0.1:8080").to_owned(),
             file_store: vars.get("FILE_STORE").map(str::to_owned),
+            max_upload_bytes: vars.number("MAX_UPLOAD_BYTES", 25 * 1024 * 1024_usize)?,
             http_workers: vars.number("HTTP_WORKERS", 0_usize)?,
+            key_refresh_secs: vars.number("KEY_REFRESH_SECONDS", 300_u64)?,
             ws_queue_capacity: vars.number("WS_QUEUE_CAPACITY", 1024_usize)?.max(1),
             log_format,
         })
@@ -219,6 +227,7 @@ mod tests {
         assert_eq!(s.max_message_length, 4000);
         assert_eq!(s.max_participants, 10_000);
         assert_eq!(s.rate_limit_messages_per_minute, 60);
+        assert_eq!(s.key_refresh_secs, 300);
         assert!(s.redis_url.is_none());
     }
 

@@ -7,7 +7,7 @@ use chat_domain::ids::WorkspaceId;
 use chrono::Utc;
 use diesel::prelude::*;
 
-use crate::rows::{WorkspaceKeyRow, key, micros};
+use crate::rows::{WorkspaceKeyRow, key, micros, uuid};
 use crate::schema::workspace_keys;
 use crate::store::SqliteStore;
 
@@ -39,6 +39,30 @@ impl KeyRepository for SqliteStore {
             let inserted =
                 diesel::insert_into(workspace_keys::table).values(values).on_conflict_do_nothing().execute(c)?;
             Ok(inserted == 1)
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn keyed_workspaces(&self) -> Result<Vec<WorkspaceId>, RepoError> {
+        self.run("listing keyed workspaces", move |c| {
+            let ids: Vec<Vec<u8>> = workspace_keys::table
+                .select(workspace_keys::workspace_id)
+                .distinct()
+                .order_by(workspace_keys::workspace_id.asc())
+                .load(c)?;
+            ids.iter().map(|id| Ok(WorkspaceId::from_uuid(uuid(id)?))).collect()
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(workspace = %workspace))]
+    async fn destroy_workspace_keys(&self, workspace: WorkspaceId) -> Result<u64, RepoError> {
+        let workspace = key(workspace.as_uuid());
+        self.run("destroying workspace keys", move |c| {
+            let deleted =
+                diesel::delete(workspace_keys::table.filter(workspace_keys::workspace_id.eq(workspace))).execute(c)?;
+            Ok(deleted as u64)
         })
         .await
     }

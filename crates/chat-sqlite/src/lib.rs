@@ -27,6 +27,7 @@
 
 mod audit;
 mod conversations;
+mod files;
 mod key_directory;
 mod keys;
 mod messages;

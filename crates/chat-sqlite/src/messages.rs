@@ -4,15 +4,17 @@
 use async_trait::async_trait;
 use chat_domain::cipher::Sealed;
 use chat_domain::error::RepoError;
-use chat_domain::ids::{ConversationId, MessageId, UserId};
-use chat_domain::message::{InsertOutcome, MessagePage, MessageRepository, MessageWindow, NewMessage, StoredMessage};
+use chat_domain::ids::{ConversationId, MessageId, UserId, WorkspaceId};
+use chat_domain::message::{
+    InsertOutcome, MessagePage, MessageRepository, MessageWindow, NewMessage, SealedContent, StoredMessage,
+};
 use chrono::{DateTime, Utc};
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel::sql_types::BigInt;
 
-use crate::rows::{MessageRow, ReactionRow, Reactions, key, micros};
+use crate::rows::{MessageRow, ReactionRow, Reactions, corrupt, key, micros, uuid};
 use crate::schema::{conversation_members, conversations, message_reactions, messages};
 use crate::store::{SqliteStore, Tx, coalesce, unique_violation};
 
@@ -313,6 +315,64 @@ impl MessageRepository for SqliteStore {
                 }
                 one_with_reactions(c, Some(row))
             })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(workspace = %workspace, below_version, limit))]
+    async fn sealed_in_workspace(
+        &self,
+        workspace: WorkspaceId,
+        below_version: i32,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<SealedContent>, RepoError> {
+        let workspace = key(workspace.as_uuid());
+        let after = after.map(|id| key(id.as_uuid()));
+        self.run("listing sealed content to re-encrypt", move |c| {
+            let mut query = messages::table
+                .inner_join(conversations::table)
+                .filter(conversations::workspace_id.eq(workspace))
+                .filter(messages::key_version.lt(below_version))
+                .filter(messages::content.is_not_null())
+                .order_by(messages::id.asc())
+                .limit(i64::from(limit))
+                .select((messages::id, messages::conversation_id, messages::content, messages::key_version))
+                .into_boxed();
+            if let Some(after) = after {
+                query = query.filter(messages::id.gt(after));
+            }
+            let rows: Vec<(Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<i32>)> = query.load(c)?;
+            rows.into_iter()
+                .map(|(id, conversation, bytes, version)| {
+                    let (Some(bytes), Some(key_version)) = (bytes, version) else {
+                        return Err(corrupt("sealed content without its key version"));
+                    };
+                    Ok(SealedContent {
+                        id: MessageId::from_uuid(uuid(&id)?),
+                        conversation_id: ConversationId::from_uuid(uuid(&conversation)?),
+                        content: Sealed { key_version, bytes },
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(message = %id, from = expected.key_version, to = new.key_version))]
+    async fn replace_sealed(&self, id: MessageId, expected: &Sealed, new: &Sealed) -> Result<bool, RepoError> {
+        let (id, expected, new) = (key(id.as_uuid()), expected.clone(), new.clone());
+        self.run("replacing sealed content", move |c| {
+            let replaced = diesel::update(
+                messages::table
+                    .find(&id)
+                    .filter(messages::deleted_at.is_null())
+                    .filter(messages::key_version.eq(expected.key_version))
+                    .filter(messages::content.eq(expected.bytes)),
+            )
+            .set((messages::content.eq(new.bytes), messages::key_version.eq(new.key_version)))
+            .execute(c)?;
+            Ok(replaced == 1)
         })
         .await
     }

@@ -182,6 +182,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    files (id) {
+        id -> Binary,
+        workspace_id -> Binary,
+        conversation_id -> Binary,
+        uploader_id -> Binary,
+        name -> Binary,
+        name_key_version -> Integer,
+        content_type -> Text,
+        size -> BigInt,
+        storage_key -> Text,
+        wrapped_file_key -> Binary,
+        key_version -> Integer,
+        created_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     refresh_tokens,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chat_domain::error::RepoError;
-use chat_domain::ids::MessageId;
+use chat_domain::ids::{MessageId, WorkspaceId};
 use chat_domain::search::{IndexEntry, SearchCursor, SearchIndex, TagMatches, TagQuery};
 use diesel::dsl::count_star;
 use diesel::prelude::*;
@@ -52,6 +52,16 @@ impl SearchIndex for SqliteStore {
         let message = key(message.as_uuid());
         self.run("dropping a message's search tags", move |c| {
             diesel::delete(tags::table.filter(tags::message_id.eq(message))).execute(c).map(drop)
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(workspace = %workspace))]
+    async fn delete_workspace_tags(&self, workspace: WorkspaceId) -> Result<u64, RepoError> {
+        let workspace = key(workspace.as_uuid());
+        self.run("deleting a workspace's search tags", move |c| {
+            let deleted = diesel::delete(tags::table.filter(tags::workspace_id.eq(workspace))).execute(c)?;
+            Ok(deleted as u64)
         })
         .await
     }

@@ -74,6 +74,13 @@ fn database_path(url: &str) -> Result<PathBuf, RepoError> {
 /// Creates the parent directories, and the file itself readable by its owner only (it holds
 /// password hashes, token digests and wrapped keys). An existing file is left as it is.
 fn prepare_file(path: &Path) -> std::io::Result<()> {
+    if path.exists() {
+        // Never open and close an existing file here: closing any descriptor of it drops the
+        // POSIX locks SQLite holds for this process's other connections to it (a second
+        // store on the same file), after which another process may delete the WAL under them
+        // and they would read a stale snapshot for good.
+        return Ok(());
+    }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }

@@ -34,6 +34,7 @@ use std::sync::Arc;
 use chat_domain::audit::AuditLog;
 use chat_domain::cipher::KeyRepository;
 use chat_domain::conversation::ConversationRepository;
+use chat_domain::file::FileRepository;
 use chat_domain::keys::KeyDirectory;
 use chat_domain::message::MessageRepository;
 use chat_domain::presence::PresenceRepository;
@@ -43,10 +44,12 @@ use chat_domain::workspace::WorkspaceRepository;
 
 mod audit;
 mod conversations;
+mod files;
 mod fixtures;
 mod key_directory;
 mod messages;
 mod presence;
+mod rotation;
 mod search;
 mod sessions;
 mod users;
@@ -54,9 +57,11 @@ mod workspaces;
 
 pub use audit::*;
 pub use conversations::*;
+pub use files::*;
 pub use key_directory::*;
 pub use messages::*;
 pub use presence::*;
+pub use rotation::*;
 pub use search::*;
 pub use sessions::*;
 pub use users::*;
@@ -84,6 +89,8 @@ pub struct Stores {
     pub key_directory: Arc<dyn KeyDirectory>,
     /// The audit log.
     pub audit: Arc<dyn AuditLog>,
+    /// File metadata rows.
+    pub files: Arc<dyn FileRepository>,
     /// Keeps whatever backs the store alive for as long as the test runs, and drops it after
     /// the ports (fields drop in declaration order): Postgres's `TestDatabase` guard, which
     /// drops the database, or SQLite's temporary directory. Set it with [`Stores::with_guard`].
@@ -110,6 +117,7 @@ impl Stores {
             + SearchIndex
             + KeyDirectory
             + AuditLog
+            + FileRepository
             + 'static,
     {
         Self {
@@ -122,6 +130,7 @@ impl Stores {
             search: store.clone(),
             key_directory: store.clone(),
             audit: store.clone(),
+            files: store.clone(),
             keys: store,
             _guard: None,
         }
@@ -188,6 +197,9 @@ macro_rules! behaviour_suite {
             // presence and keys
             presence_is_upserted_per_user_and_workspace_and_listed_and_found,
             workspace_keys_are_listed_by_version_and_never_overwritten,
+            // key rotation and crypto-shredding
+            reencryption_reads_old_content_by_id_and_replaces_it_only_while_unchanged,
+            destroying_keys_and_tags_touches_one_workspace_only,
             // search index
             a_search_finds_the_messages_carrying_every_tag_newest_first,
             a_search_is_confined_to_the_given_conversations_and_workspace,
@@ -204,6 +216,8 @@ macro_rules! behaviour_suite {
             // audit log
             audit_entries_round_trip_and_list_newest_first_per_workspace,
             audit_pages_follow_the_cursor_without_gaps_or_repeats,
+            // files
+            file_rows_round_trip_and_ids_and_storage_keys_are_unique,
         );
     };
     (@tests $make:path; $($behaviour:ident),+ $(,)?) => {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use super::model::{MessagePage, NewMessage, StoredMessage};
 use crate::cipher::Sealed;
 use crate::error::RepoError;
-use crate::ids::{ConversationId, MessageId, UserId};
+use crate::ids::{ConversationId, MessageId, UserId, WorkspaceId};
 
 /// What inserting a message did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,6 +15,17 @@ pub enum InsertOutcome {
     Duplicate(StoredMessage),
     /// The conversation was archived (or removed) before the insert committed.
     Archived,
+}
+
+/// A message's sealed content with what it is bound to: what re-encryption reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedContent {
+    /// The message.
+    pub id: MessageId,
+    /// Its conversation (part of the content's binding).
+    pub conversation_id: ConversationId,
+    /// The content as stored.
+    pub content: Sealed,
 }
 
 /// Messages, threads and reactions.
@@ -93,4 +104,26 @@ pub trait MessageRepository: Send + Sync {
         emoji: &str,
         at: DateTime<Utc>,
     ) -> Result<Option<StoredMessage>, RepoError>;
+
+    /// Re-encryption's reader: the sealed content of the workspace's messages (not deleted)
+    /// sealed under a key version below `below_version`, ordered by message id, strictly after
+    /// `after` when given, at most `limit`.
+    ///
+    /// # Errors
+    /// [`RepoError`] on storage failure.
+    async fn sealed_in_workspace(
+        &self,
+        workspace: WorkspaceId,
+        below_version: i32,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<SealedContent>, RepoError>;
+
+    /// Re-encryption's writer: replaces a message's content with `new` only if it still is
+    /// exactly `expected` (same key version and bytes), so an edit or delete that happened
+    /// in between wins. Leaves `edited_at` alone. `false` when nothing was replaced.
+    ///
+    /// # Errors
+    /// [`RepoError`] on storage failure.
+    async fn replace_sealed(&self, id: MessageId, expected: &Sealed, new: &Sealed) -> Result<bool, RepoError>;
 }

@@ -129,6 +129,13 @@ pub trait SearchIndex: Send + Sync {
     /// [`RepoError`] on storage failure.
     async fn delete_message_tags(&self, message: MessageId) -> Result<(), RepoError>;
 
+    /// Drops every tag of a workspace (crypto-shredding: the tags are derived from the master
+    /// key, not from the destroyed data keys). Returns how many were dropped.
+    ///
+    /// # Errors
+    /// [`RepoError`] on storage failure.
+    async fn delete_workspace_tags(&self, workspace: WorkspaceId) -> Result<u64, RepoError>;
+
     /// Messages of `query.conversations` in `query.workspace_id` carrying all of `query.tags`,
     /// not deleted, newest first by `(created_at, id)`, strictly after `query.before`, at most
     /// `query.limit`; `next` is the position of the last tagged message of the page when more

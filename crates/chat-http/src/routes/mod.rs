@@ -4,6 +4,7 @@
 pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod conversations;
+pub(crate) mod files;
 pub(crate) mod health;
 pub(crate) mod keys;
 pub(crate) mod messages;
