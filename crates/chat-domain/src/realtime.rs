@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::error::RepoError;
+use crate::error::{DomainError, DomainResult, RepoError};
 use crate::ids::{UserId, WorkspaceId};
 
 /// Carries opaque payloads (a routed, serialised push, built once by the publishing node)
@@ -116,4 +116,21 @@ pub trait RateLimiter: Send + Sync {
     /// `Ok(Err(retry_after))` when limited; `Err` when the limiter's store is unreachable (the
     /// caller lets the request through and logs it: availability over strictness).
     async fn acquire(&self, kind: RateKind, subject: &str, per_minute: u32) -> Result<Result<(), Duration>, RepoError>;
+}
+
+/// Takes one token of `subject`'s `kind` budget — the one rate-limit policy of every use case
+/// and of the gateway. A limiter outage lets the request through and is logged: availability
+/// over strictness.
+///
+/// # Errors
+/// [`DomainError::RateLimited`] with the time until a token is free.
+pub async fn take_token(limiter: &dyn RateLimiter, kind: RateKind, subject: &str, per_minute: u32) -> DomainResult<()> {
+    match limiter.acquire(kind, subject, per_minute).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(retry_after)) => Err(DomainError::RateLimited { retry_after }),
+        Err(e) => {
+            tracing::warn!(error = %e, kind = kind.as_str(), "rate limiter unavailable; request let through");
+            Ok(())
+        }
+    }
 }

@@ -19,7 +19,7 @@ use chat_domain::error::DomainError;
 use chat_domain::ids::{ConversationId, MessageId, UserId, WorkspaceId};
 use chat_domain::message::{MessageType, MessageWindow, SendMessage as SendCommand};
 use chat_domain::presence::PresenceStatus;
-use chat_domain::realtime::{ConnectionKey, RateKind};
+use chat_domain::realtime::{ConnectionKey, RateKind, take_token};
 use chat_protocol::ws::{self as proto, ClientFrame, client, server};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -92,13 +92,11 @@ pub(crate) async fn upgrade(
         return Err(ApiError::forbidden("origin not allowed").into());
     }
     let ip = req.peer_addr().map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
-    match state.limiter.acquire(RateKind::Connections, &ip, state.gateway.connections_per_minute).await {
-        Ok(Ok(())) => {}
-        Ok(Err(retry_after)) => {
-            state.metrics.rate_limited(RateKind::Connections);
-            return Err(ApiError::from(DomainError::RateLimited { retry_after }).into());
-        }
-        Err(e) => tracing::warn!(error = %e, "rate limiter unavailable; connection let through"),
+    if let Err(limited) =
+        take_token(&*state.limiter, RateKind::Connections, &ip, state.gateway.connections_per_minute).await
+    {
+        state.metrics.rate_limited(RateKind::Connections);
+        return Err(ApiError::from(limited).into());
     }
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let stream = stream

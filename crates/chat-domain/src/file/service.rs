@@ -12,7 +12,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::file::{BlobStore, FileCipher, FileContext, FileName, FileRecord, FileRepository, SealedFile, StoredFile};
 use crate::ids::MessageId;
 use crate::ids::{ConversationId, FileId, UserId, WorkspaceId};
-use crate::realtime::{RateKind, RateLimiter};
+use crate::realtime::{RateKind, RateLimiter, take_token};
 
 /// An upload, as the delivery layer hands it over.
 #[derive(Clone, PartialEq, Eq)]
@@ -209,15 +209,7 @@ impl FileService {
 
     /// Takes one token of the uploader's budget.
     async fn take_upload_token(&self, actor: UserId) -> DomainResult<()> {
-        let subject = actor.to_string();
-        match self.limiter.acquire(RateKind::Uploads, &subject, self.uploads_per_minute).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(retry_after)) => Err(DomainError::RateLimited { retry_after }),
-            Err(e) => {
-                tracing::warn!(error = %e, "rate limiter unavailable; upload let through");
-                Ok(())
-            }
-        }
+        take_token(&*self.limiter, RateKind::Uploads, &actor.to_string(), self.uploads_per_minute).await
     }
 }
 

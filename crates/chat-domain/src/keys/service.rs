@@ -6,7 +6,7 @@ use super::ports::{KeyDirectory, PublishOutcome, SignatureVerifier};
 use crate::clock::Clock;
 use crate::error::{DomainError, DomainResult};
 use crate::ids::UserId;
-use crate::realtime::{RateKind, RateLimiter};
+use crate::realtime::{RateKind, RateLimiter, take_token};
 use crate::workspace::WorkspaceRepository;
 
 /// The E2E public key directory: publish, list, claim.
@@ -88,12 +88,7 @@ impl KeyService {
     #[tracing::instrument(skip(self), fields(actor = %actor, target = %target))]
     pub async fn claim(&self, actor: UserId, target: UserId) -> DomainResult<Vec<ClaimedKeys>> {
         self.ensure_visible(actor, target).await?;
-        let subject = actor.to_string();
-        match self.limiter.acquire(RateKind::KeyClaims, &subject, self.claims_per_minute).await {
-            Ok(Ok(())) => {}
-            Ok(Err(retry_after)) => return Err(DomainError::RateLimited { retry_after }),
-            Err(e) => tracing::warn!(error = %e, "rate limiter unavailable; key claim let through"),
-        }
+        take_token(&*self.limiter, RateKind::KeyClaims, &actor.to_string(), self.claims_per_minute).await?;
         Ok(self.directory.claim_prekeys(target).await?)
     }
 

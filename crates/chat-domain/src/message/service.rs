@@ -13,7 +13,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::event::{DomainEvent, EventPublisher};
 use crate::ids::{ConversationId, MessageId, UserId};
 use crate::reaction::Emoji;
-use crate::realtime::{RateKind, RateLimiter};
+use crate::realtime::{RateKind, RateLimiter, take_token};
 use crate::search::Indexer;
 
 /// Longest accepted `clientMsgId`.
@@ -197,16 +197,7 @@ impl MessageService {
 
     /// Takes one token of the sender's message budget.
     async fn take_send_token(&self, actor: UserId) -> DomainResult<()> {
-        let subject = actor.to_string();
-        match self.limiter.acquire(RateKind::Messages, &subject, self.limits.messages_per_minute).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(retry_after)) => Err(DomainError::RateLimited { retry_after }),
-            Err(e) => {
-                // Availability over strictness: a limiter outage does not stop the chat.
-                tracing::warn!(error = %e, "rate limiter unavailable; message let through");
-                Ok(())
-            }
-        }
+        take_token(&*self.limiter, RateKind::Messages, &actor.to_string(), self.limits.messages_per_minute).await
     }
 
     /// A page of history. Limits are clamped to 1..=100.
