@@ -160,46 +160,56 @@ fn data<T: DeserializeOwned>(value: Value) -> Result<T, FrameError> {
 /// `validation_failed` for a wrong shape or value.
 #[doc(hidden)]
 pub fn decode_client_frame(text: &str) -> Result<String, &'static str> {
-    fn check<T: DeserializeOwned>(value: Value) -> Result<T, &'static str> {
-        data(value).map_err(|e| e.code)
-    }
     let frame: ClientFrame = serde_json::from_str(text).map_err(|_| "bad_request")?;
-    let payload = frame.data;
-    let invalid = |e: DomainError| FrameError::from(e).code;
-    match frame.event.as_str() {
-        client::PING => {}
-        client::JOIN_WORKSPACE => {
-            check::<proto::WorkspaceRef>(payload)?;
-        }
-        client::JOIN_CONVERSATION | client::LEAVE_CONVERSATION | client::TYPING_START | client::TYPING_STOP => {
-            check::<proto::ConversationRef>(payload)?;
-        }
-        client::SEND_MESSAGE => {
-            let req: proto::SendMessage = check(payload)?;
-            req.kind.as_deref().map(MessageType::parse).transpose().map_err(invalid)?;
-        }
-        client::EDIT_MESSAGE => {
-            check::<proto::EditMessage>(payload)?;
-        }
-        client::DELETE_MESSAGE => {
-            check::<proto::DeleteMessage>(payload)?;
-        }
-        client::ADD_REACTION => {
-            check::<proto::AddReaction>(payload)?;
-        }
-        client::MARK_AS_READ => {
-            check::<proto::MarkAsRead>(payload)?;
-        }
-        client::UPDATE_PRESENCE => {
-            let req: proto::UpdatePresence = check(payload)?;
-            PresenceStatus::parse(&req.status).map_err(invalid)?;
-        }
-        client::RESUME => {
-            check::<proto::Resume>(payload)?;
-        }
-        _ => return Err("bad_request"),
-    }
+    Request::decode(&frame.event, frame.data).map_err(|e| e.code)?;
     Ok(frame.event)
+}
+
+/// A client frame's data, decoded for its event: the one map from event names to types,
+/// shared by the socket task and the fuzz entry point.
+enum Request {
+    Ping,
+    JoinWorkspace(proto::WorkspaceRef),
+    JoinConversation(proto::ConversationRef),
+    LeaveConversation(proto::ConversationRef),
+    SendMessage(proto::SendMessage, Option<MessageType>),
+    EditMessage(proto::EditMessage),
+    DeleteMessage(proto::DeleteMessage),
+    AddReaction(proto::AddReaction),
+    TypingStart(proto::ConversationRef),
+    TypingStop(proto::ConversationRef),
+    MarkAsRead(proto::MarkAsRead),
+    UpdatePresence(proto::UpdatePresence, PresenceStatus),
+    Resume(proto::Resume),
+}
+
+impl Request {
+    fn decode(event: &str, payload: Value) -> Result<Self, FrameError> {
+        Ok(match event {
+            client::PING => Self::Ping,
+            client::JOIN_WORKSPACE => Self::JoinWorkspace(data(payload)?),
+            client::JOIN_CONVERSATION => Self::JoinConversation(data(payload)?),
+            client::LEAVE_CONVERSATION => Self::LeaveConversation(data(payload)?),
+            client::SEND_MESSAGE => {
+                let req: proto::SendMessage = data(payload)?;
+                let kind = req.kind.as_deref().map(MessageType::parse).transpose()?;
+                Self::SendMessage(req, kind)
+            }
+            client::EDIT_MESSAGE => Self::EditMessage(data(payload)?),
+            client::DELETE_MESSAGE => Self::DeleteMessage(data(payload)?),
+            client::ADD_REACTION => Self::AddReaction(data(payload)?),
+            client::TYPING_START => Self::TypingStart(data(payload)?),
+            client::TYPING_STOP => Self::TypingStop(data(payload)?),
+            client::MARK_AS_READ => Self::MarkAsRead(data(payload)?),
+            client::UPDATE_PRESENCE => {
+                let req: proto::UpdatePresence = data(payload)?;
+                let status = PresenceStatus::parse(&req.status)?;
+                Self::UpdatePresence(req, status)
+            }
+            client::RESUME => Self::Resume(data(payload)?),
+            other => return Err(FrameError { code: "bad_request", message: format!("unknown event {other:?}") }),
+        })
+    }
 }
 
 struct Socket {
@@ -367,10 +377,9 @@ impl Socket {
     async fn dispatch(&mut self, event: &str, payload: Value) -> Result<Value, FrameError> {
         let chat = self.state.chat.clone();
         let actor = self.user;
-        match event {
-            client::PING => Ok(json!({})),
-            client::JOIN_WORKSPACE => {
-                let req: proto::WorkspaceRef = data(payload)?;
+        match Request::decode(event, payload)? {
+            Request::Ping => Ok(json!({})),
+            Request::JoinWorkspace(req) => {
                 let workspace = WorkspaceId::from_uuid(req.workspace_id);
                 let heads = chat.conversations.heads(actor, workspace).await?;
                 let heads: Vec<(Uuid, i64)> = heads.into_iter().map(|(c, seq)| (c.as_uuid(), seq)).collect();
@@ -382,21 +391,18 @@ impl Socket {
                 }
                 Ok(json!({"workspaceId": req.workspace_id, "conversations": heads.len()}))
             }
-            client::JOIN_CONVERSATION => {
-                let req: proto::ConversationRef = data(payload)?;
+            Request::JoinConversation(req) => {
                 let view = chat.conversations.get(actor, ConversationId::from_uuid(req.conversation_id)).await?;
                 self.state.realtime.hub().follow(self.id, req.conversation_id, view.conversation.last_seq);
                 Ok(serde_json::to_value(convert::conversation(&view.conversation, view.member.as_ref()))
                     .unwrap_or_default())
             }
-            client::LEAVE_CONVERSATION => {
-                let req: proto::ConversationRef = data(payload)?;
+            Request::LeaveConversation(req) => {
                 self.state.realtime.hub().unfollow(self.id, req.conversation_id);
                 Ok(json!({}))
             }
-            client::SEND_MESSAGE => {
+            Request::SendMessage(req, kind) => {
                 let started = Instant::now();
-                let req: proto::SendMessage = data(payload)?;
                 if !req.attachments.is_empty() {
                     return Err(
                         ApiError::invalid("attachments: file uploads are not available on this server yet").into()
@@ -404,7 +410,7 @@ impl Socket {
                 }
                 let command = SendCommand {
                     content: req.content,
-                    kind: req.kind.as_deref().map(MessageType::parse).transpose()?,
+                    kind,
                     reply_to_id: req.reply_to_id.map(MessageId::from_uuid),
                     client_msg_id: req.client_msg_id,
                 };
@@ -413,13 +419,11 @@ impl Socket {
                 let sent = sent?;
                 Ok(serde_json::to_value(convert::message(sent.message())).unwrap_or_default())
             }
-            client::EDIT_MESSAGE => {
-                let req: proto::EditMessage = data(payload)?;
+            Request::EditMessage(req) => {
                 let message = chat.messages.edit(actor, MessageId::from_uuid(req.message_id), req.content).await?;
                 Ok(serde_json::to_value(convert::message(&message)).unwrap_or_default())
             }
-            client::DELETE_MESSAGE => {
-                let req: proto::DeleteMessage = data(payload)?;
+            Request::DeleteMessage(req) => {
                 chat.messages
                     .delete_in(
                         actor,
@@ -429,8 +433,7 @@ impl Socket {
                     .await?;
                 Ok(json!({}))
             }
-            client::ADD_REACTION => {
-                let req: proto::AddReaction = data(payload)?;
+            Request::AddReaction(req) => {
                 let message = chat
                     .messages
                     .react_in(
@@ -442,35 +445,26 @@ impl Socket {
                     .await?;
                 Ok(serde_json::to_value(convert::message(&message)).unwrap_or_default())
             }
-            client::TYPING_START => {
-                let req: proto::ConversationRef = data(payload)?;
+            Request::TypingStart(req) => {
                 chat.typing.start(actor, ConversationId::from_uuid(req.conversation_id)).await?;
                 Ok(json!({}))
             }
-            client::TYPING_STOP => {
-                let req: proto::ConversationRef = data(payload)?;
+            Request::TypingStop(req) => {
                 chat.typing.stop(actor, ConversationId::from_uuid(req.conversation_id)).await;
                 Ok(json!({}))
             }
-            client::MARK_AS_READ => {
-                let req: proto::MarkAsRead = data(payload)?;
+            Request::MarkAsRead(req) => {
                 let target =
                     req.message_id.map_or(ReadTarget::Latest, |m| ReadTarget::Message(MessageId::from_uuid(m)));
                 let seq =
                     chat.conversations.mark_read(actor, ConversationId::from_uuid(req.conversation_id), target).await?;
                 Ok(json!({"lastReadSeq": seq}))
             }
-            client::UPDATE_PRESENCE => {
-                let req: proto::UpdatePresence = data(payload)?;
-                let status = PresenceStatus::parse(&req.status)?;
+            Request::UpdatePresence(req, status) => {
                 let presence = chat.presence.set(actor, WorkspaceId::from_uuid(req.workspace_id), status).await?;
                 Ok(serde_json::to_value(convert::presence(&presence)).unwrap_or_default())
             }
-            client::RESUME => {
-                let req: proto::Resume = data(payload)?;
-                self.resume(req.conversations).await
-            }
-            other => Err(FrameError { code: "bad_request", message: format!("unknown event {other:?}") }),
+            Request::Resume(req) => self.resume(req.conversations).await,
         }
     }
 
