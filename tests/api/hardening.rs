@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, random_hex};
 
 const ORIGIN: &str = "https://app.example.test";
 
@@ -130,10 +130,6 @@ fn collect(stream: impl AsyncRead + Unpin + Send + 'static, lines: Arc<Mutex<Vec
             lines.lock().expect("lines").push(line);
         }
     });
-}
-
-fn random_hex(bytes: usize) -> String {
-    (0..bytes).map(|_| format!("{:02x}", uuid::Uuid::new_v4().as_bytes()[0])).collect()
 }
 
 /// The real binary at `RUST_LOG=trace`, both output streams captured, through register,

@@ -79,12 +79,9 @@ impl Reply {
     }
 }
 
-fn random_hex(bytes: usize) -> String {
-    (0..bytes).map(|_| format!("{:02x}", rand_byte())).collect()
-}
-
-fn rand_byte() -> u8 {
-    Uuid::new_v4().as_bytes()[0]
+/// `bytes` random bytes as hex (secrets and keys for a test server).
+pub(crate) fn random_hex(bytes: usize) -> String {
+    (0..bytes).map(|_| format!("{:02x}", Uuid::new_v4().as_bytes()[0])).collect()
 }
 
 impl TestApp {

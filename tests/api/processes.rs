@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::helpers::{TestApp, TestUser};
+use crate::helpers::{TestApp, TestUser, random_hex};
 use crate::ws::WAIT;
 
 /// One running `chat-server` process, killed when dropped.
@@ -16,10 +16,6 @@ struct Node {
     child: Child,
     /// Reuses the API suite's client helpers against this process.
     app: TestApp,
-}
-
-fn random_hex(bytes: usize) -> String {
-    (0..bytes).map(|_| format!("{:02x}", uuid::Uuid::new_v4().as_bytes()[0])).collect()
 }
 
 /// Starts the binary with `vars` on a free port and waits until it listens.
