@@ -17,9 +17,9 @@ lint:
 test:
     cargo test --workspace --locked
 
-# The same, with PostgreSQL-backed tests mandatory.
+# The same, with PostgreSQL/Redis-backed and S3 (moto_server) tests mandatory, as in CI.
 test-services:
-    CHAT_REQUIRE_SERVICES=1 cargo test --workspace --locked
+    CHAT_REQUIRE_SERVICES=1 CHAT_REQUIRE_S3=1 cargo test --workspace --locked
 
 # Fuzz one target (ws_frame, e2e_envelope, sanitizer) for `seconds` (not part of CI). Needs
 # `cargo install cargo-fuzz --locked`; RUSTC_BOOTSTRAP=1 lets the stable toolchain take the
@@ -38,3 +38,14 @@ timings:
 
 ci:
     bash .ci/run
+
+# Benchmark, quick profile (< 3 minutes): release build, then every scenario at small sizes.
+# Writes docs/bench/results-quick.json and the SVG charts (docs/benchmarks.md).
+bench:
+    cargo build --release -p chat-server -p chat-bench
+    target/release/chat-bench --profile quick
+
+# Benchmark, full profile (< 15 minutes): issue 5's sizes.
+bench-full:
+    cargo build --release -p chat-server -p chat-bench
+    target/release/chat-bench --profile full

@@ -1,18 +1,21 @@
 //! The operator commands (`chat-server rotate-keys | reencrypt | shred-workspace`,
 //! `chat_server::admin`) against a running server's store: rotation, re-encryption and
-//! crypto-shredding, in-process through `Admin` and through the built binary.
+//! crypto-shredding, in-process through `Admin` and through the built binary, for message
+//! content and for files (wrapped file keys and sealed names; bodies untouched).
 
 use std::sync::Arc;
 
 use chat_crypto::{EnvelopeCipher, MasterKey};
 use chat_domain::cipher::{ContentCipher, KeyRepository, SealContext, Sealed};
-use chat_domain::ids::{ConversationId, MessageId, WorkspaceId};
+use chat_domain::file::{FileRepository, StoredFile};
+use chat_domain::ids::{ConversationId, FileId, MessageId, WorkspaceId};
 use chat_domain::message::{MessageRepository, StoredMessage};
 use chat_protocol::{AuditEntry, Message, Page};
 use chat_server::Settings;
 use chat_server::admin::{Admin, AdminError};
 use uuid::Uuid;
 
+use crate::files::{download, header, uploaded};
 use crate::helpers::{Backend, Storage, TestApp, TestUser};
 
 /// The master key every scenario's server runs with, so the test can open rows itself.
@@ -44,6 +47,7 @@ on_both_stores_with_keys!(
     rotation_seals_new_messages_under_the_next_version_and_old_ones_still_read,
     reencryption_reseals_every_old_message_identically_and_a_second_run_does_nothing,
     shredding_leaves_rows_nobody_can_open_and_spares_other_workspaces,
+    reencryption_rewraps_file_keys_and_names_and_files_download_identically_until_shredded,
 );
 
 struct Setup {
@@ -53,6 +57,7 @@ struct Setup {
     /// The store, read directly (as the server's own rows).
     messages: Arc<dyn MessageRepository>,
     keys: Arc<dyn KeyRepository>,
+    files: Arc<dyn FileRepository>,
 }
 
 fn admin_settings(database_url: &str) -> Settings {
@@ -68,18 +73,19 @@ impl Setup {
             Storage::Postgres { url } => url.clone(),
             Storage::Remote => unreachable!("spawned locally"),
         };
-        let (messages, keys): (Arc<dyn MessageRepository>, Arc<dyn KeyRepository>) = match backend {
-            Backend::Sqlite => {
-                let store = Arc::new(chat_sqlite::SqliteStore::open(&database_url, 2).await.expect("open sqlite"));
-                (store.clone(), store)
-            }
-            Backend::Postgres => {
-                let store = Arc::new(chat_postgres::PgStore::connect(&database_url, 2).await.expect("connect"));
-                (store.clone(), store)
-            }
-        };
+        let (messages, keys, files): (Arc<dyn MessageRepository>, Arc<dyn KeyRepository>, Arc<dyn FileRepository>) =
+            match backend {
+                Backend::Sqlite => {
+                    let store = Arc::new(chat_sqlite::SqliteStore::open(&database_url, 2).await.expect("open sqlite"));
+                    (store.clone(), store.clone(), store)
+                }
+                Backend::Postgres => {
+                    let store = Arc::new(chat_postgres::PgStore::connect(&database_url, 2).await.expect("connect"));
+                    (store.clone(), store.clone(), store)
+                }
+            };
         let admin = Admin::open(&admin_settings(&database_url)).await.expect("admin opens the store");
-        Some(Self { app, database_url, admin, messages, keys })
+        Some(Self { app, database_url, admin, messages, keys, files })
     }
 
     async fn stored(&self, message: &Message) -> StoredMessage {
@@ -102,6 +108,32 @@ impl Setup {
         };
         let sealed: Sealed = stored.content.expect("sealed");
         cipher.open(&ctx, &sealed).await.map(|bytes| String::from_utf8(bytes).expect("utf-8"))
+    }
+
+    async fn file_row(&self, id: Uuid) -> StoredFile {
+        self.files.find_file(FileId::from_uuid(id)).await.expect("find").expect("stored")
+    }
+
+    /// The sealed body of a file, as its blob sits in the server's directory.
+    fn blob(&self, row: &StoredFile) -> Vec<u8> {
+        let dir = self.app.data_dir.as_deref().expect("data dir");
+        std::fs::read(dir.join("files").join(&row.storage_key)).expect("blob")
+    }
+
+    /// Runs the built binary on this store, as an operator would; its stdout, trimmed.
+    async fn run(&self, args: &[&str]) -> String {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(args)
+            .env_clear()
+            .env("DATABASE_URL", &self.database_url)
+            .env("ENCRYPTION_KEY", MASTER_HEX)
+            .env("RUST_LOG", "warn")
+            .output()
+            .await
+            .expect("run chat-server");
+        let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        assert!(output.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&output.stderr));
+        stdout
     }
 
     async fn audit(&self, owner: &TestUser, workspace: Uuid) -> Vec<AuditEntry> {
@@ -251,6 +283,71 @@ async fn shredding_leaves_rows_nobody_can_open_and_spares_other_workspaces(setup
         .collect();
     assert_eq!(shredded.len(), 1);
     assert_eq!((shredded[0].actor_id, shredded[0].target.as_deref()), (None, Some("versions:2")));
+}
+
+async fn reencryption_rewraps_file_keys_and_names_and_files_download_identically_until_shredded(setup: Setup) {
+    let app = &setup.app;
+    let cast = app.cast().await;
+    let ws = cast.workspace.to_string();
+    let team = app.group(&cast.alice, cast.workspace, "team", &[&cast.bob]).await.id;
+    let large: Vec<u8> = b"rotating file body, ".iter().copied().cycle().take(150_000).collect();
+    let big = uploaded(app, &cast.alice, cast.workspace, team, "plan été.txt", &large).await;
+    let small = uploaded(app, &cast.bob, cast.workspace, team, "note.txt", b"small file").await;
+    let far = app.group(&cast.mallory, cast.elsewhere, "far", &[]).await.id;
+    let foreign = uploaded(app, &cast.mallory, cast.elsewhere, far, "other.txt", b"elsewhere").await;
+    let mut before = Vec::new();
+    for id in [big, small] {
+        let (status, headers, bytes) = download(app, &cast.bob, id).await;
+        assert_eq!(status, 200);
+        let row = setup.file_row(id).await;
+        assert_eq!((row.key_version, row.name.key_version), (1, 1));
+        let blob = setup.blob(&row);
+        before.push((id, header(&headers, "content-disposition").to_owned(), bytes, row, blob));
+    }
+    let foreign_row = setup.file_row(foreign).await;
+
+    assert_eq!(setup.admin.rotate(WorkspaceId::from_uuid(cast.workspace)).await.expect("rotate"), 2);
+    let newer = uploaded(app, &cast.alice, cast.workspace, team, "newer.txt", b"after the rotation").await;
+    let newer_row = setup.file_row(newer).await;
+    assert_eq!((newer_row.key_version, newer_row.name.key_version), (2, 2));
+
+    let line = setup.run(&["reencrypt", "--workspace", &ws]).await;
+    assert!(line.starts_with(&format!("workspace {ws}: key version 2, ")), "{line}");
+    assert!(line.ends_with(", 2 file(s) re-sealed, 0 file(s) changed meanwhile"), "{line}");
+
+    for (id, disposition, bytes, row, blob) in &before {
+        let after = setup.file_row(*id).await;
+        assert_eq!((after.key_version, after.name.key_version), (2, 2), "the row carries the new version");
+        assert_ne!(after.wrapped_file_key, row.wrapped_file_key, "the file key is wrapped anew");
+        assert_ne!(after.name.bytes, row.name.bytes, "the name is sealed anew");
+        let rest = StoredFile {
+            name: row.name.clone(),
+            wrapped_file_key: row.wrapped_file_key.clone(),
+            key_version: row.key_version,
+            ..after.clone()
+        };
+        assert_eq!(rest, *row, "nothing else of the row changes");
+        assert_eq!(setup.blob(&after), *blob, "the body is not re-encrypted: the file key is the same");
+        let (status, headers, downloaded) = download(app, &cast.bob, *id).await;
+        assert_eq!(status, 200);
+        assert_eq!(downloaded, *bytes, "byte-identical after re-encryption");
+        assert_eq!(header(&headers, "content-disposition"), disposition, "same name");
+    }
+    assert_eq!(setup.file_row(newer).await, newer_row, "already current: untouched");
+    assert_eq!(setup.file_row(foreign).await, foreign_row, "other workspaces are not touched");
+
+    let again = setup.run(&["reencrypt", "--workspace", &ws]).await;
+    assert!(again.ends_with(", 0 file(s) re-sealed, 0 file(s) changed meanwhile"), "{again}");
+
+    setup.run(&["shred-workspace", "--workspace", &ws, "--yes"]).await;
+    for id in [big, small, newer] {
+        let (status, _, bytes) = download(app, &cast.bob, id).await;
+        assert_eq!(status, 500, "a shredded workspace's file does not open");
+        let body: serde_json::Value = serde_json::from_slice(&bytes).expect("an error body");
+        assert_eq!(body["error"]["code"], "internal");
+    }
+    let (status, _, bytes) = download(app, &cast.mallory, foreign).await;
+    assert_eq!((status, bytes.as_slice()), (200, &b"elsewhere"[..]), "another workspace's file still opens");
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
-//! Encryption at rest, at scale: a thousand known messages leave no plaintext in the database,
-//! the data directory or Redis; and a ciphertext moved to another row does not decrypt.
+//! Encryption at rest, at scale: a thousand known messages, some with attached files, leave no
+//! plaintext (text, file names or file contents) in the database, the data directory or Redis;
+//! and a ciphertext moved to another row does not decrypt.
 
 use std::path::Path;
 
@@ -7,6 +8,7 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::attachments::{id_of, upload};
 use crate::helpers::{Storage, TestApp};
 use crate::on_both_stores;
 
@@ -17,6 +19,8 @@ on_both_stores!(
 
 const MESSAGES: usize = 1_000;
 const BATCH: usize = 50;
+/// Every this many messages, one carries a file.
+const WITH_FILE: usize = 50;
 
 /// Every file under `dir`, recursively, as raw bytes.
 fn files_under(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
@@ -86,29 +90,52 @@ async fn a_thousand_messages_leave_no_plaintext_in_the_database_the_data_dir_or_
     let _socket = app.ws_in(&cast.bob, cast.workspace).await;
     let run = Uuid::new_v4().simple().to_string();
     let marker = |i: usize| format!("atrest{}x{i:04} quokka", &run[..12]);
-    let (server, channel_id) = (&app, channel.id);
+    // Attached files with distinctive names and contents (text, kept as is by the server).
+    let file_name = |i: usize| format!("atrest{}f{i:04} wombat.txt", &run[..12]);
+    let file_body = |i: usize| format!("atrest{}b{i:04} numbat ledger, row {i}\n", &run[..12]).repeat(40);
+    let mut attached = Vec::new();
+    for i in (0..MESSAGES).step_by(WITH_FILE) {
+        let uploader = if i % 2 == 0 { &cast.alice } else { &cast.bob };
+        let file = upload(&app, uploader, cast.workspace, channel.id, &file_name(i), file_body(i).as_bytes()).await;
+        attached.push(id_of(&file));
+    }
+    let (server, channel_id, attached) = (&app, channel.id, &attached);
     for start in (0..MESSAGES).step_by(BATCH) {
         let sends = (start..start + BATCH).map(|i| {
             let sender = if i % 2 == 0 { &cast.alice } else { &cast.bob };
-            let body = json!({"content": marker(i)});
+            let body = if i % WITH_FILE == 0 {
+                json!({"content": marker(i), "attachments": [{"id": attached[i / WITH_FILE]}]})
+            } else {
+                json!({"content": marker(i)})
+            };
             async move { server.post(&format!("/chat/conversations/{channel_id}/messages"), sender, body).await }
         });
         for reply in join_all(sends).await {
             reply.assert_status(201);
         }
     }
-    // All of them read back, decrypted.
+    // All of them read back, decrypted, the files with their names.
     let mut seen = 0;
+    let mut names = Vec::new();
     let mut query = "?limit=100".to_owned();
     loop {
         let page = app.messages(&cast.alice, channel.id, &query).await;
         seen += page.items.iter().filter(|m| m.content.starts_with(&format!("atrest{}x", &run[..12]))).count();
+        names.extend(page.items.iter().flat_map(|m| m.attachments.iter().map(|a| a.name.clone())));
         match page.next_cursor {
             Some(cursor) if !page.items.is_empty() => query = format!("?limit=100&before={cursor}"),
             _ => break,
         }
     }
     assert_eq!(seen, MESSAGES);
+    names.sort();
+    assert_eq!(names, (0..MESSAGES).step_by(WITH_FILE).map(file_name).collect::<Vec<_>>());
+    let (status, bytes) = {
+        let url = format!("{}/files/{}", app.base, attached[1]);
+        let res = app.client.get(url).bearer_auth(&cast.alice.token).send().await.expect("download");
+        (res.status().as_u16(), res.bytes().await.expect("bytes"))
+    };
+    assert_eq!((status, bytes.as_ref()), (200, file_body(WITH_FILE).as_bytes()));
 
     let mut places: Vec<(String, String)> = Vec::new();
     let dump = app.raw_storage_dump().await;
@@ -129,11 +156,15 @@ async fn a_thousand_messages_leave_no_plaintext_in_the_database_the_data_dir_or_
     }
     for (place, text) in &places {
         let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
-        // Every message's distinctive part, as text and as hex (PostgreSQL's bytea dump).
+        // Every message's, file name's and file body's distinctive part, as text and as hex
+        // (PostgreSQL's bytea dump).
         let prefix = format!("atrest{}", &run[..12]);
         assert!(!text.contains(&prefix), "a plaintext is readable in {place}");
         assert!(!text.contains(&hex(&prefix)), "a hex-encoded plaintext is readable in {place}");
-        assert!(!text.contains("quokka"), "a plaintext word is readable in {place}");
+        for word in ["quokka", "wombat", "numbat"] {
+            assert!(!text.contains(word), "the plaintext word {word} is readable in {place}");
+            assert!(!text.contains(&hex(word)), "the hex-encoded word {word} is readable in {place}");
+        }
     }
 }
 

@@ -3,14 +3,16 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, TestUser};
 use crate::on_both_stores;
+use reqwest::Method;
 
 on_both_stores!(
     the_audit_log_shows_membership_and_role_changes_newest_first,
     only_owners_and_admins_read_the_audit_log,
     the_audit_log_pages_by_cursor,
     a_moderators_delete_over_the_socket_is_audited_with_the_sockets_ip,
+    members_logins_and_failed_logins_appear_in_their_workspaces_log_only,
 );
 
 fn actions(page: &Value) -> Vec<String> {
@@ -58,7 +60,7 @@ async fn the_audit_log_shows_membership_and_role_changes_newest_first(app: TestA
     assert_eq!(items[2]["target"], format!("conversation:{} {carol_user} role:moderator", group.id));
     assert_eq!(items[4]["target"], format!("{carol_user} role:member"));
     assert_eq!(items[5]["target"], format!("user:{} role:member", cast.bob.id));
-    // Logins belong to no workspace: they are stored, never listed here.
+    // Nobody logged in (registration is not a login): no account-level entry.
     assert!(!actions(&page).iter().any(|a| a.starts_with("login")));
 }
 
@@ -125,4 +127,26 @@ async fn a_moderators_delete_over_the_socket_is_audited_with_the_sockets_ip(app:
     assert_eq!(entry["target"], format!("conversation:{} message:{} user:{}", group.id, spam.id, cast.bob.id));
     // The socket's task carries its client IP, as a request does.
     assert_eq!(entry["ip"], "127.0.0.1");
+}
+
+async fn login(app: &TestApp, user: &TestUser, password: &str) -> u16 {
+    let body = json!({"email": user.email, "password": password});
+    app.call(Method::POST, "/auth/login", None, Some(body)).await.status.as_u16()
+}
+
+async fn members_logins_and_failed_logins_appear_in_their_workspaces_log_only(app: TestApp) {
+    let cast = app.cast().await;
+    assert_eq!(login(&app, &cast.bob, "correct horse battery").await, 200);
+    assert_eq!(login(&app, &cast.bob, "wrong horse battery").await, 401);
+    // mallory is in another workspace: her login is not alice's business.
+    assert_eq!(login(&app, &cast.mallory, "correct horse battery").await, 200);
+
+    let page = app.get(&format!("/workspaces/{}/audit", cast.workspace), &cast.alice).await.body;
+    assert_eq!(actions(&page), ["login_failed", "login_succeeded", "workspace_member_added"]);
+    for entry in &page["items"].as_array().expect("items")[..2] {
+        assert_eq!(entry["actorId"], cast.bob.id.to_string());
+        assert_eq!(entry["workspaceId"], Value::Null);
+        assert_eq!(entry["ip"], "127.0.0.1");
+        assert!(!entry.to_string().contains("horse"), "no password in the log: {entry}");
+    }
 }

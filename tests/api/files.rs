@@ -1,13 +1,17 @@
 //! `POST /files` and `GET /files/:id`: encrypted file sharing. Round trip, who may download
 //! (members of the file's conversation only; anyone else 404, audited), the size cap (413),
 //! content types from magic bytes, the download's security headers, no plaintext at rest (blob
-//! directory and database), and the per-user upload limit (429).
+//! directory and database), the per-user upload limit (429), streamed downloads that stop
+//! short of `Content-Length` when a chunk fails authentication, and the S3-compatible blob
+//! store (against `moto_server`, see `chat_blobstore::testing`).
 
 use std::path::Path;
 
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use uuid::Uuid;
+
+use chat_blobstore::testing::S3Server;
 
 use crate::helpers::{Backend, Cast, Reply, TestApp, TestUser};
 use crate::on_both_stores;
@@ -18,7 +22,12 @@ on_both_stores!(
     uploads_need_posting_rights_in_a_conversation_of_the_named_workspace,
     content_types_come_from_magic_bytes_and_markup_is_served_as_octet_stream,
     neither_the_blob_store_nor_the_database_holds_a_files_plaintext_or_name,
+    a_chunk_that_fails_authentication_cuts_the_download_short_of_its_content_length,
 );
+
+/// Plaintext bytes per sealed chunk, and a sealed chunk's length (nonce and tag around it).
+const CHUNK: usize = 64 * 1024;
+const SEALED_CHUNK: usize = 12 + CHUNK + 16;
 
 /// A 1×1 PNG.
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xff\xff?\0\x05\xfe\x02\xfe\xa7\x35\x81\x84\0\0\0\0IEND\xaeB`\x82";
@@ -65,7 +74,7 @@ async fn post_files(app: &TestApp, user: &TestUser, body: Vec<u8>) -> (Reply, He
     (Reply { status, body }, headers)
 }
 
-async fn upload(
+pub(crate) async fn upload(
     app: &TestApp,
     user: &TestUser,
     workspace: Uuid,
@@ -78,7 +87,7 @@ async fn upload(
 }
 
 /// Uploads and expects 201; the file's id.
-async fn uploaded(
+pub(crate) async fn uploaded(
     app: &TestApp,
     user: &TestUser,
     workspace: Uuid,
@@ -92,14 +101,14 @@ async fn uploaded(
 }
 
 /// Downloads as `user`: status, headers and raw bytes.
-async fn download(app: &TestApp, user: &TestUser, id: Uuid) -> (u16, HeaderMap, Vec<u8>) {
+pub(crate) async fn download(app: &TestApp, user: &TestUser, id: Uuid) -> (u16, HeaderMap, Vec<u8>) {
     let res =
         app.client.get(format!("{}/files/{id}", app.base)).bearer_auth(&user.token).send().await.expect("download");
     let (status, headers) = (res.status().as_u16(), res.headers().clone());
     (status, headers, res.bytes().await.expect("bytes").to_vec())
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
     headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
 }
 
@@ -249,7 +258,7 @@ async fn content_types_come_from_magic_bytes_and_markup_is_served_as_octet_strea
 }
 
 /// Every regular file under `dir/files`.
-fn blobs(data_dir: &Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn blobs(data_dir: &Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(data_dir.join("files"))
         .map(|entries| entries.map(|e| e.expect("entry").path()).filter(|p| p.is_file()).collect())
         .unwrap_or_default()
@@ -325,5 +334,104 @@ async fn uploads_past_the_per_user_limit_get_429_with_retry_after_on_both_stores
         // The budget is per user: bob still has his.
         uploaded(&app, &bob, workspace, group, "b.txt", b"b").await;
         assert_eq!(blobs(app.data_dir.as_deref().expect("data dir")).len(), 3);
+    }
+}
+
+/// What a client receives of a download that may be cut short: the status, the announced
+/// `Content-Length`, the bytes that arrived, and whether the body ended in an error.
+async fn download_until_cut(app: &TestApp, user: &TestUser, id: Uuid) -> (u16, Option<u64>, Vec<u8>, bool) {
+    let mut res =
+        app.client.get(format!("{}/files/{id}", app.base)).bearer_auth(&user.token).send().await.expect("download");
+    let (status, length) = (res.status().as_u16(), res.content_length());
+    let mut received = Vec::new();
+    loop {
+        match res.chunk().await {
+            Ok(Some(piece)) => received.extend_from_slice(&piece),
+            Ok(None) => return (status, length, received, false),
+            Err(_) => return (status, length, received, true),
+        }
+    }
+}
+
+async fn a_chunk_that_fails_authentication_cuts_the_download_short_of_its_content_length(app: TestApp) {
+    let Cast { alice, bob, workspace, .. } = app.cast().await;
+    let group = app.group(&alice, workspace, "tampered", &[&bob]).await.id;
+    let dir = app.data_dir.clone().expect("data dir");
+    // Four chunks, of a pattern that shows where a received prefix comes from.
+    let content: Vec<u8> = (0..200_000_u32).map(|i| b"0123456789abcdef"[(i % 16) as usize]).collect();
+    // Each upload's blob is the one new file of the directory.
+    let mut paths = Vec::new();
+    let mut ids = Vec::new();
+    for name in ["late.txt", "early.txt", "intact.txt"] {
+        let before = blobs(&dir);
+        ids.push(uploaded(&app, &alice, workspace, group, name, &content).await);
+        paths.push(blobs(&dir).into_iter().find(|p| !before.contains(p)).expect("a new blob"));
+    }
+    let tamper = |path: &Path, at: usize| {
+        let mut bytes = std::fs::read(path).expect("read");
+        bytes[at] ^= 0x01;
+        std::fs::write(path, bytes).expect("write");
+    };
+    // One byte flipped in the third chunk of the first blob, in the first chunk of the second.
+    tamper(&paths[0], 1 + 2 * SEALED_CHUNK + 100);
+    tamper(&paths[1], 1 + 100);
+
+    // Intact, the body arrives whole, as long as announced.
+    let (status, length, received, cut) = download_until_cut(&app, &bob, ids[2]).await;
+    assert_eq!((status, length, cut), (200, Some(200_000), false));
+    assert_eq!(received, content);
+
+    // The headers (and the chunks before the bad one) went out; then the connection closed
+    // short of Content-Length: the client can tell, and got no byte of the bad chunk.
+    let (status, length, received, cut) = download_until_cut(&app, &bob, ids[0]).await;
+    assert_eq!((status, length), (200, Some(200_000)));
+    assert!(cut, "the body ends in an error, not a normal end");
+    assert!(received.len() <= 2 * CHUNK, "nothing of the tampered chunk: got {}", received.len());
+    assert_eq!(received[..], content[..received.len()], "what arrived is an authentic prefix");
+
+    // A first chunk that fails is refused before anything is sent.
+    let (status, _, bytes) = download(&app, &bob, ids[1]).await;
+    assert_eq!(status, 500);
+    let body: Value = serde_json::from_slice(&bytes).expect("an error body");
+    assert_eq!(body["error"]["code"], "internal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_in_an_s3_bucket_round_trip_and_the_bucket_holds_only_sealed_objects_on_both_stores() {
+    let Some(s3) = S3Server::start().await else { return };
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let bucket = s3.create_bucket().await;
+        let mut vars = s3.aws_vars();
+        vars.push(("FILE_STORE".to_owned(), format!("s3://{bucket}/chat/files")));
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let Some(app) = TestApp::spawn_with(backend, &vars).await else { continue };
+        let Cast { alice, bob, mallory, workspace, .. } = app.cast().await;
+        let group = app.group(&alice, workspace, "bucket", &[&bob]).await.id;
+        let marker = "S3-SECRET-FILE-CONTENT-77e1";
+        let name = "board-minutes-3b9f.txt";
+        let content = format!("{marker}\n").repeat(10_000);
+        let id = uploaded(&app, &alice, workspace, group, name, content.as_bytes()).await;
+        let small = uploaded(&app, &alice, workspace, group, "small.txt", b"tiny").await;
+
+        let (status, headers, bytes) = download(&app, &bob, id).await;
+        assert_eq!(status, 200);
+        assert_eq!(bytes, content.as_bytes(), "byte-identical through the bucket");
+        assert_eq!(header(&headers, "content-length"), content.len().to_string());
+        assert!(header(&headers, "content-disposition").contains(name));
+        assert_eq!(download(&app, &bob, small).await.2, b"tiny");
+        assert_eq!(download(&app, &mallory, id).await.0, 404);
+
+        let objects = s3.objects(&bucket).await;
+        assert_eq!(objects.len(), 2, "{:?}", objects.iter().map(|(n, _)| n).collect::<Vec<_>>());
+        for (object, sealed) in &objects {
+            let key = object.strip_prefix("chat/files/").expect("under the prefix");
+            assert!(key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit()), "random name: {object}");
+            for needle in [marker, "S3-SECRET", name, "board-minutes", "tiny"] {
+                assert!(!sealed.windows(needle.len()).any(|w| w == needle.as_bytes()), "{object} holds {needle:?}");
+                assert!(!object.contains(needle));
+            }
+        }
+        assert!(objects.iter().any(|(_, sealed)| sealed.len() > content.len()), "sealed, with nonces and tags");
+        assert!(blobs(app.data_dir.as_deref().expect("data dir")).is_empty(), "nothing in the local directory");
     }
 }

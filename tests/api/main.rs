@@ -7,6 +7,7 @@ mod ws;
 
 mod admin;
 mod at_rest;
+mod attachments;
 mod attacks;
 mod audit;
 mod auth;

@@ -170,7 +170,7 @@ async fn content_is_sanitised_and_bounded(app: TestApp) {
     app.post(&path, &cast.alice, json!({"content": "x", "type": "system"}))
         .await
         .assert_error(422, "validation_failed");
-    app.post(&path, &cast.alice, json!({"content": "x", "attachments": [{"fileId": "f"}]}))
+    app.post(&path, &cast.alice, json!({"content": "x", "attachments": [{"id": uuid::Uuid::now_v7()}]}))
         .await
         .assert_error(422, "validation_failed");
     let page: Page<Message> = app.messages(&cast.alice, channel.id, "").await;

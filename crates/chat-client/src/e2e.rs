@@ -37,7 +37,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use x25519_dalek::{PublicKey, StaticSecret};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::ClientError;
 use crate::rest::ChatClient;
@@ -55,6 +55,9 @@ const MESSAGE_INFO: &[u8] = b"srtc-e2e/message/v1";
 const AAD_CONTEXT: &[u8] = b"srtc-e2e/aad/v1";
 const HEADER_LEN: usize = 1 + 32 + 32 + 4 + 1 + 4 + 4 + 12;
 const HEADER_VERSION: u8 = 1;
+/// Leading bytes of a saved device state, also its AAD.
+const SAVED_STATE_MAGIC: &[u8] = b"srtc-e2e/device-state/v1";
+const NONCE_LEN: usize = 12;
 /// Signal's iteration count for fingerprints.
 const FINGERPRINT_ITERATIONS: usize = 5200;
 
@@ -306,6 +309,67 @@ struct Inbound {
     seen: HashSet<u32>,
 }
 
+/// A device's state as [`Device::save`] seals it: every secret and session, base64url.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedDevice {
+    id: String,
+    identity: String,
+    signing: String,
+    signed_prekeys: BTreeMap<u32, String>,
+    current_signed_prekey: u32,
+    one_time_prekeys: BTreeMap<u32, String>,
+    next_one_time_id: u32,
+    outbound: BTreeMap<String, SavedOutbound>,
+    inbound: Vec<SavedInbound>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedOutbound {
+    remote_identity: String,
+    root: String,
+    ephemeral: String,
+    signed_prekey_id: u32,
+    one_time_prekey_id: Option<u32>,
+    counter: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedInbound {
+    sender_device: String,
+    ephemeral: String,
+    root: String,
+    seen: Vec<u32>,
+}
+
+impl Drop for SavedDevice {
+    /// The encoded secrets are wiped, like the keys they encode.
+    fn drop(&mut self) {
+        self.identity.zeroize();
+        self.signing.zeroize();
+        self.signed_prekeys.values_mut().chain(self.one_time_prekeys.values_mut()).for_each(Zeroize::zeroize);
+        self.outbound.values_mut().for_each(|s| s.root.zeroize());
+        self.inbound.iter_mut().for_each(|s| s.root.zeroize());
+    }
+}
+
+fn saved_key<const N: usize>(raw: &str) -> Result<Zeroizing<[u8; N]>, E2eError> {
+    let bytes = Zeroizing::new(URL_SAFE_NO_PAD.decode(raw).map_err(|_| E2eError::Malformed("saved state"))?);
+    let mut out = Zeroizing::new([0u8; N]);
+    if bytes.len() != N {
+        return Err(E2eError::Malformed("saved state"));
+    }
+    out.copy_from_slice(&bytes);
+    Ok(out)
+}
+
+fn state_key(storage_key: &[u8; 32]) -> Result<LessSafeKey, E2eError> {
+    let unbound = UnboundKey::new(&AES_256_GCM, storage_key).map_err(|_| E2eError::Decrypt)?;
+    Ok(LessSafeKey::new(unbound))
+}
+
 /// HKDF output length for ring.
 struct Len(usize);
 
@@ -360,8 +424,9 @@ fn dh(secret: &StaticSecret, public: &[u8; 32]) -> Result<[u8; 32], E2eError> {
 }
 
 /// One device's secrets and sessions. Keep it for as long as the device lives (its one-time
-/// prekeys and sessions are what later messages need); it is in memory only — persisting it
-/// is the application's job.
+/// prekeys and sessions are what later messages need): [`Device::save`] seals the whole state
+/// under a 32-byte storage key the application keeps in the platform's key store, and
+/// [`Device::restore`] opens it again.
 pub struct Device {
     id: String,
     identity: StaticSecret,
@@ -410,6 +475,121 @@ impl Device {
             outbound: HashMap::new(),
             inbound: HashMap::new(),
             rng,
+        })
+    }
+
+    /// The whole state — long-term keys, prekeys, sessions and replay counters — sealed with
+    /// AES-256-GCM under `storage_key` (random nonce; the format tag is the AAD), for the
+    /// application to write to disk. Save after every [`Device::encrypt`], [`Device::decrypt`]
+    /// and publish: an older copy would re-use message counters and forget spent prekeys.
+    ///
+    /// # Errors
+    /// [`E2eError::Random`] when the system random source fails.
+    pub fn save(&self, storage_key: &[u8; 32]) -> Result<Vec<u8>, E2eError> {
+        let saved = SavedDevice {
+            id: self.id.clone(),
+            identity: b64(self.identity.as_bytes()),
+            signing: b64(self.signing.as_bytes()),
+            signed_prekeys: self.signed_prekeys.iter().map(|(id, k)| (*id, b64(k.as_bytes()))).collect(),
+            current_signed_prekey: self.current_signed_prekey,
+            one_time_prekeys: self.one_time_prekeys.iter().map(|(id, k)| (*id, b64(k.as_bytes()))).collect(),
+            next_one_time_id: self.next_one_time_id,
+            outbound: self
+                .outbound
+                .iter()
+                .map(|(device, s)| {
+                    let session = SavedOutbound {
+                        remote_identity: b64(&s.remote_identity),
+                        root: b64(s.root.as_ref()),
+                        ephemeral: b64(&s.ephemeral),
+                        signed_prekey_id: s.signed_prekey_id,
+                        one_time_prekey_id: s.one_time_prekey_id,
+                        counter: s.counter,
+                    };
+                    (device.clone(), session)
+                })
+                .collect(),
+            inbound: self
+                .inbound
+                .iter()
+                .map(|((device, ephemeral), s)| {
+                    let mut seen: Vec<u32> = s.seen.iter().copied().collect();
+                    seen.sort_unstable();
+                    SavedInbound {
+                        sender_device: device.clone(),
+                        ephemeral: b64(ephemeral),
+                        root: b64(s.root.as_ref()),
+                        seen,
+                    }
+                })
+                .collect(),
+        };
+        let mut sealed = Zeroizing::new(serde_json::to_vec(&saved).map_err(|_| E2eError::Malformed("saved state"))?);
+        let nonce = random::<NONCE_LEN>(&self.rng)?;
+        state_key(storage_key)?
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(SAVED_STATE_MAGIC), &mut *sealed)
+            .map_err(|_| E2eError::Decrypt)?;
+        let mut out = Vec::with_capacity(SAVED_STATE_MAGIC.len() + NONCE_LEN + sealed.len());
+        out.extend_from_slice(SAVED_STATE_MAGIC);
+        out.extend_from_slice(nonce.as_ref());
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    /// Opens a state [`Device::save`] sealed under the same `storage_key`.
+    ///
+    /// # Errors
+    /// [`E2eError::Decrypt`] for another key or altered bytes; [`E2eError::Malformed`] when it
+    /// is not a saved state.
+    pub fn restore(saved: &[u8], storage_key: &[u8; 32]) -> Result<Self, E2eError> {
+        let rest = saved.strip_prefix(SAVED_STATE_MAGIC).ok_or(E2eError::Malformed("not a saved device state"))?;
+        if rest.len() < NONCE_LEN {
+            return Err(E2eError::Malformed("not a saved device state"));
+        }
+        let (nonce, sealed) = rest.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| E2eError::Malformed("saved state"))?;
+        let mut buffer = Zeroizing::new(sealed.to_vec());
+        let plain = state_key(storage_key)?
+            .open_in_place(nonce, Aad::from(SAVED_STATE_MAGIC), &mut buffer)
+            .map_err(|_| E2eError::Decrypt)?;
+        let saved: SavedDevice = serde_json::from_slice(plain).map_err(|_| E2eError::Malformed("saved state"))?;
+        let secret = |raw: &str| saved_key::<32>(raw).map(|k| StaticSecret::from(*k));
+        let mut outbound = HashMap::with_capacity(saved.outbound.len());
+        for (device, s) in &saved.outbound {
+            let session = Outbound {
+                remote_identity: *saved_key::<32>(&s.remote_identity)?,
+                root: saved_key::<32>(&s.root)?,
+                ephemeral: *saved_key::<32>(&s.ephemeral)?,
+                signed_prekey_id: s.signed_prekey_id,
+                one_time_prekey_id: s.one_time_prekey_id,
+                counter: s.counter,
+            };
+            outbound.insert(device.clone(), session);
+        }
+        let mut inbound = HashMap::with_capacity(saved.inbound.len());
+        for s in &saved.inbound {
+            let session = Inbound { root: saved_key::<32>(&s.root)?, seen: s.seen.iter().copied().collect() };
+            inbound.insert((s.sender_device.clone(), *saved_key::<32>(&s.ephemeral)?), session);
+        }
+        Ok(Self {
+            id: saved.id.clone(),
+            identity: secret(&saved.identity)?,
+            signing: SigningKey::from_bytes(&*saved_key::<32>(&saved.signing)?),
+            signed_prekeys: saved
+                .signed_prekeys
+                .iter()
+                .map(|(id, k)| Ok((*id, secret(k)?)))
+                .collect::<Result<_, E2eError>>()?,
+            current_signed_prekey: saved.current_signed_prekey,
+            one_time_prekeys: saved
+                .one_time_prekeys
+                .iter()
+                .map(|(id, k)| Ok((*id, secret(k)?)))
+                .collect::<Result<_, E2eError>>()?,
+            next_one_time_id: saved.next_one_time_id,
+            outbound,
+            inbound,
+            rng: SystemRandom::new(),
         })
     }
 
@@ -884,5 +1064,39 @@ mod tests {
         let mut b2 = Device::generate("b2").unwrap();
         devices.extend(bundle_of(&mut b2, bob, 0));
         assert_ne!(number, safety_number(alice, bob, &devices));
+    }
+
+    #[test]
+    fn a_saved_device_restores_with_its_sessions_prekeys_and_replay_state() {
+        let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut a1 = Device::generate("a1").unwrap();
+        let mut b1 = Device::generate("b1").unwrap();
+        let a1_bundle = bundle_of(&mut a1, alice, 0);
+        let b1_bundle = bundle_of(&mut b1, bob, 3);
+        let conversation = Uuid::new_v4();
+        let first = a1.encrypt(conversation, b"before the restart", &b1_bundle[..1]).unwrap();
+        assert_eq!(b1.decrypt(conversation, &first, &a1_bundle).unwrap(), b"before the restart");
+
+        let key = [7u8; 32];
+        let saved_a = a1.save(&key).unwrap();
+        let saved_b = b1.save(&key).unwrap();
+        assert!(!String::from_utf8_lossy(&saved_b).contains(&b64(b1.identity.as_bytes())), "sealed, not plain");
+        let mut a1 = Device::restore(&saved_a, &key).unwrap();
+        let mut b1 = Device::restore(&saved_b, &key).unwrap();
+        assert_eq!(b1.unused_one_time_prekeys(), 2, "the spent prekey stays spent");
+        assert!(a1.has_session_with(&b1_bundle[0]));
+        // The replay record survived; the session continues without a new prekey.
+        assert!(matches!(b1.decrypt(conversation, &first, &a1_bundle), Err(E2eError::Replay)));
+        let second = a1.encrypt(conversation, b"after", &b1_bundle[..1]).unwrap();
+        assert_eq!(b1.decrypt(conversation, &second, &a1_bundle).unwrap(), b"after");
+        assert_eq!(b1.unused_one_time_prekeys(), 2);
+
+        // Another key, a flipped bit or another format: refused.
+        assert!(matches!(Device::restore(&saved_b, &[8u8; 32]), Err(E2eError::Decrypt)));
+        let mut flipped = saved_b.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert!(matches!(Device::restore(&flipped, &key), Err(E2eError::Decrypt)));
+        assert!(matches!(Device::restore(b"{}", &key), Err(E2eError::Malformed(_))));
     }
 }

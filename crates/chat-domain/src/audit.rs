@@ -174,8 +174,9 @@ pub trait AuditLog: Send + Sync {
     /// [`RepoError`] on storage failure.
     async fn record(&self, entry: AuditEntry) -> Result<(), RepoError>;
 
-    /// The workspace's entries, newest first (by `at`, then `id`), strictly older than
-    /// `before` when given, at most `limit`.
+    /// The workspace's entries and the account-level entries (no workspace) of its current
+    /// members, newest first (by `at`, then `id`), strictly older than `before` when given, at
+    /// most `limit`.
     ///
     /// # Errors
     /// [`RepoError`] on storage failure.
@@ -266,7 +267,8 @@ impl AuditService {
     }
 
     /// The workspace's audit log, newest first: `limit` entries (default 50, capped at 100)
-    /// older than `before`. Login entries belong to no workspace and are not listed here.
+    /// older than `before`. Account-level entries (logins, refresh-token reuse) belong to no
+    /// workspace; they are listed in the log of every workspace their actor is a member of.
     ///
     /// # Errors
     /// `NotFound` when the caller is not in the workspace; `Forbidden` for members and guests

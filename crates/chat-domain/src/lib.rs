@@ -50,6 +50,7 @@
 //!             kind: None,
 //!             reply_to_id: None,
 //!             client_msg_id: Some("c-1".into()),
+//!             attachments: vec![],
 //!         })
 //!         .await?;
 //!     assert_eq!(sent.message().seq, 1);
@@ -262,6 +263,8 @@ impl Chat {
             messages: message::MessageService::new(
                 access,
                 ports.messages,
+                ports.files,
+                ports.blobs,
                 conversations.clone(),
                 codec,
                 ports.sanitizer,

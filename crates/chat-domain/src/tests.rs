@@ -322,6 +322,7 @@ pub(crate) fn stored_message(conversation: &Conversation, sender: UserId, seq: i
         reply_to_id: None,
         reply_count: 0,
         reactions: Vec::new(),
+        attachments: Vec::new(),
         edited_at: None,
         deleted_at: None,
         created_at: minutes_ago(10),
@@ -341,6 +342,8 @@ pub(crate) fn stored_from_new(new: &NewMessage, seq: i64) -> StoredMessage {
         reply_to_id: new.reply_to_id,
         reply_count: 0,
         reactions: Vec::new(),
+        // A store returns the attached files' rows; tests that attach files fill them in.
+        attachments: Vec::new(),
         edited_at: None,
         deleted_at: None,
         created_at: new.created_at,

@@ -1,7 +1,7 @@
 //! Domain values to wire types (chat-protocol). The wire never sees a domain type directly.
 
 use chat_domain::conversation::{Conversation, ConversationSummary, Member};
-use chat_domain::message::Message;
+use chat_domain::message::{Attachment, Message};
 use chat_domain::presence::Presence;
 use chat_domain::user::User;
 use chat_domain::workspace::{WorkspaceMember, WorkspaceView};
@@ -90,7 +90,7 @@ pub(crate) fn message(m: &Message) -> wire::Message {
         client_msg_id: m.client_msg_id.clone(),
         kind: m.kind.as_str().to_owned(),
         content: m.content.clone(),
-        attachments: Vec::new(),
+        attachments: m.attachments.iter().map(attachment).collect(),
         metadata: serde_json::Map::new(),
         reply_to_id: m.reply_to_id.map(|id| id.as_uuid()),
         reply_count: m.reply_count,
@@ -103,6 +103,17 @@ pub(crate) fn message(m: &Message) -> wire::Message {
         edited_at: m.edited_at,
         deleted_at: m.deleted_at,
         created_at: m.created_at,
+    }
+}
+
+pub(crate) fn attachment(a: &Attachment) -> wire::Attachment {
+    wire::Attachment {
+        id: a.id.as_uuid(),
+        kind: a.kind.as_str().to_owned(),
+        name: a.name.as_str().to_owned(),
+        mime_type: a.content_type.clone(),
+        size: a.size,
+        url: format!("/files/{}", a.id),
     }
 }
 

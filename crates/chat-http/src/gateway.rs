@@ -16,7 +16,7 @@ use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
 use bytestring::ByteString;
 use chat_domain::conversation::ReadTarget;
 use chat_domain::error::DomainError;
-use chat_domain::ids::{ConversationId, MessageId, UserId, WorkspaceId};
+use chat_domain::ids::{ConversationId, FileId, MessageId, UserId, WorkspaceId};
 use chat_domain::message::{MessageType, MessageWindow, SendMessage as SendCommand};
 use chat_domain::presence::PresenceStatus;
 use chat_domain::realtime::{ConnectionKey, RateKind, take_token};
@@ -403,16 +403,12 @@ impl Socket {
             }
             Request::SendMessage(req, kind) => {
                 let started = Instant::now();
-                if !req.attachments.is_empty() {
-                    return Err(
-                        ApiError::invalid("attachments: file uploads are not available on this server yet").into()
-                    );
-                }
                 let command = SendCommand {
                     content: req.content,
                     kind,
                     reply_to_id: req.reply_to_id.map(MessageId::from_uuid),
                     client_msg_id: req.client_msg_id,
+                    attachments: req.attachments.iter().map(|a| FileId::from_uuid(a.id)).collect(),
                 };
                 let sent = chat.messages.send(actor, ConversationId::from_uuid(req.conversation_id), command).await;
                 self.state.metrics.message_sent(Transport::Ws, started, &sent);

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
-use crate::schema::audit_log;
+use crate::schema::{audit_log, workspace_members};
 use crate::{PgStore, corrupt, repo};
 
 /// An `audit_log` row.
@@ -72,8 +72,16 @@ impl AuditLog for PgStore {
         limit: u32,
     ) -> Result<Vec<AuditEntry>, RepoError> {
         let mut conn = self.conn().await?;
+        let members = workspace_members::table
+            .filter(workspace_members::workspace_id.eq(workspace.as_uuid()))
+            .select(workspace_members::user_id.nullable())
+            .into_boxed();
         let mut query = audit_log::table
-            .filter(audit_log::workspace_id.eq(workspace.as_uuid()))
+            .filter(
+                audit_log::workspace_id
+                    .eq(workspace.as_uuid())
+                    .or(audit_log::workspace_id.is_null().and(audit_log::actor_id.eq_any(members))),
+            )
             .order_by((audit_log::at.desc(), audit_log::id.desc()))
             .limit(i64::from(limit))
             .select(AuditRow::as_select())

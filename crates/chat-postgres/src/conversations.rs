@@ -9,6 +9,7 @@ use chat_domain::conversation::{
 };
 use chat_domain::error::RepoError;
 use chat_domain::ids::{ConversationId, UserId, WorkspaceId};
+use chat_domain::message::StoredMessage;
 use chrono::{DateTime, Utc};
 use diesel::dsl::count;
 use diesel::prelude::*;
@@ -321,12 +322,18 @@ impl ConversationRepository for PgStore {
         let last_ids: Vec<Uuid> = rows.iter().filter_map(|(_, _, m)| m.as_ref().map(|m| m.id)).collect();
         let mut reactions =
             load_reactions(&mut conn, &last_ids).await.map_err(repo("loading reactions of last messages"))?;
+        let mut attached = crate::attachments::attached(&mut conn, &last_ids).await?;
 
         let mut listings = rows
             .into_iter()
             .map(|(c, m, last)| {
                 let unread_count = unread.get(&c.id).copied().unwrap_or(0);
-                let last_message = last.map(|row| row.into_domain(&mut reactions)).transpose()?;
+                let last_message = last
+                    .map(|row| {
+                        let files = attached.remove(&row.id).unwrap_or_default();
+                        row.into_domain(&mut reactions).map(|m| StoredMessage { attachments: files, ..m })
+                    })
+                    .transpose()?;
                 Ok(ConversationListing {
                     conversation: c.into_domain()?,
                     member: m.into_domain()?,

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chat_domain::cipher::Sealed;
 use chat_domain::error::RepoError;
-use chat_domain::file::{FileRepository, StoredFile};
+use chat_domain::file::{FileRepository, FileSeals, SealedFileRow, StoredFile};
 use chat_domain::ids::{ConversationId, FileId, UserId, WorkspaceId};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -14,10 +14,10 @@ use uuid::Uuid;
 use crate::schema::files;
 use crate::{PgStore, corrupt, repo};
 
-/// A `files` row.
+/// A `files` row (also read through a message's attachments).
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = files, check_for_backend(diesel::pg::Pg))]
-struct FileRow {
+pub(crate) struct FileRow {
     id: Uuid,
     workspace_id: Uuid,
     conversation_id: Uuid,
@@ -50,7 +50,7 @@ impl FileRow {
         })
     }
 
-    fn into_domain(self) -> Result<StoredFile, RepoError> {
+    pub(crate) fn into_domain(self) -> Result<StoredFile, RepoError> {
         Ok(StoredFile {
             id: FileId::from_uuid(self.id),
             workspace_id: WorkspaceId::from_uuid(self.workspace_id),
@@ -88,5 +88,85 @@ impl FileRepository for PgStore {
             .optional()
             .map_err(repo("finding a file row"))?;
         row.map(FileRow::into_domain).transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(files = ids.len()))]
+    async fn find_files(&self, ids: &[FileId]) -> Result<Vec<StoredFile>, RepoError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = ids.iter().map(FileId::as_uuid).collect();
+        let mut conn = self.conn().await?;
+        let rows = files::table
+            .filter(files::id.eq_any(&ids))
+            .select(FileRow::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(repo("finding file rows"))?;
+        rows.into_iter().map(FileRow::into_domain).collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(workspace = %workspace, below_version, limit))]
+    async fn sealed_files_in_workspace(
+        &self,
+        workspace: WorkspaceId,
+        below_version: i32,
+        after: Option<FileId>,
+        limit: u32,
+    ) -> Result<Vec<SealedFileRow>, RepoError> {
+        let mut conn = self.conn().await?;
+        let mut query = files::table
+            .filter(files::workspace_id.eq(workspace.as_uuid()))
+            .filter(files::key_version.lt(below_version).or(files::name_key_version.lt(below_version)))
+            .order(files::id.asc())
+            .limit(i64::from(limit))
+            .select((
+                files::id,
+                files::conversation_id,
+                files::name,
+                files::name_key_version,
+                files::wrapped_file_key,
+                files::key_version,
+            ))
+            .into_boxed();
+        if let Some(after) = after {
+            query = query.filter(files::id.gt(after.as_uuid()));
+        }
+        let rows: Vec<(Uuid, Uuid, Vec<u8>, i32, Vec<u8>, i32)> =
+            query.load(&mut conn).await.map_err(repo("listing file keys and names to re-encrypt"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, conversation, name, name_version, file_key, key_version)| SealedFileRow {
+                id: FileId::from_uuid(id),
+                conversation_id: ConversationId::from_uuid(conversation),
+                seals: FileSeals {
+                    name: Sealed { key_version: name_version, bytes: name },
+                    file_key: Sealed { key_version, bytes: file_key },
+                },
+            })
+            .collect())
+    }
+
+    #[tracing::instrument(skip_all, fields(file = %id, to = new.file_key.key_version))]
+    async fn replace_file_seals(&self, id: FileId, expected: &FileSeals, new: &FileSeals) -> Result<bool, RepoError> {
+        let mut conn = self.conn().await?;
+        let replaced = diesel::update(
+            files::table
+                .find(id.as_uuid())
+                .filter(files::name_key_version.eq(expected.name.key_version))
+                .filter(files::name.eq(&expected.name.bytes))
+                .filter(files::key_version.eq(expected.file_key.key_version))
+                .filter(files::wrapped_file_key.eq(&expected.file_key.bytes)),
+        )
+        .set((
+            files::name.eq(&new.name.bytes),
+            files::name_key_version.eq(new.name.key_version),
+            files::wrapped_file_key.eq(&new.file_key.bytes),
+            files::key_version.eq(new.file_key.key_version),
+        ))
+        .execute(&mut conn)
+        .await
+        .map_err(repo("replacing a file's key and name"))?;
+        Ok(replaced == 1)
     }
 }

@@ -14,8 +14,10 @@
 //!
 //! **Where to start reading.** [`PgStore::connect`] (pool and embedded migrations, SQL in
 //! `migrations/postgres` at the repository root, mirrored by `schema.rs`), then
-//! `messages.rs`: `insert_message` shows the pattern every write follows — invariants held by
-//! constraints and row locks inside one transaction, never check-then-insert. The behaviour
+//! `messages.rs`: writes hold their invariants by constraints and row locks inside one
+//! transaction, never check-then-insert. Message inserts are group-committed
+//! (`group_commit.rs`): concurrent sends share one transaction, each acknowledged after its
+//! commit. The behaviour
 //! suite that pins all of it down is `chat-store-tests`, run by `tests/behaviour.rs`; the
 //! `testing` feature gives other crates' tests a throw-away database
 //! (`testing::fresh_database`).
@@ -32,9 +34,11 @@ use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+mod attachments;
 mod audit;
 mod conversations;
 mod files;
+mod group_commit;
 mod key_directory;
 mod keys;
 mod messages;
@@ -58,10 +62,14 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Serialises migrations across processes: several server nodes may start at once.
 const MIGRATION_LOCK_KEY: i64 = 0x6368_6174_6d69_6772; // "chatmigr"
 
+pub use group_commit::GroupCommitStats;
+
 /// Every repository port on one Postgres database.
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool<AsyncPgConnection>,
+    /// Message inserts go through group commit (`group_commit.rs`).
+    inserts: group_commit::InsertQueue,
 }
 
 impl fmt::Debug for PgStore {
@@ -77,8 +85,8 @@ impl fmt::Debug for PgStore {
 type PgConn = Object<AsyncPgConnection>;
 
 impl PgStore {
-    /// Connects a pool to `url` (`postgres://…`), runs the embedded migrations, returns the
-    /// store.
+    /// Connects a pool to `url` (`postgres://…`), runs the embedded migrations, starts the
+    /// message batchers (group commit) on the current Tokio runtime, returns the store.
     ///
     /// # Errors
     /// [`RepoError`] when the server cannot be reached, the URL is malformed, or a migration
@@ -91,9 +99,16 @@ impl PgStore {
             .max_size(max_connections.max(1))
             .build()
             .map_err(|e| RepoError::new("building the Postgres connection pool", e))?;
-        let store = Self { pool };
+        let inserts = group_commit::InsertQueue::start(&pool);
+        let store = Self { pool, inserts };
         store.ping().await?;
         Ok(store)
+    }
+
+    /// How message inserts have been batched so far (see `group_commit.rs`).
+    #[must_use]
+    pub fn group_commit_stats(&self) -> GroupCommitStats {
+        self.inserts.stats()
     }
 
     /// A cheap `SELECT 1` for `/readyz`.
@@ -108,10 +123,15 @@ impl PgStore {
     }
 
     async fn conn(&self) -> Result<PgConn, RepoError> {
-        match tokio::time::timeout(ACQUIRE_TIMEOUT, self.pool.get()).await {
-            Ok(conn) => conn.map_err(|e| RepoError::new("acquiring a Postgres connection", e)),
-            Err(_) => Err(RepoError::msg("timed out acquiring a Postgres connection")),
-        }
+        acquire(&self.pool).await
+    }
+}
+
+/// A pooled connection, waiting at most [`ACQUIRE_TIMEOUT`].
+async fn acquire(pool: &Pool<AsyncPgConnection>) -> Result<PgConn, RepoError> {
+    match tokio::time::timeout(ACQUIRE_TIMEOUT, pool.get()).await {
+        Ok(conn) => conn.map_err(|e| RepoError::new("acquiring a Postgres connection", e)),
+        Err(_) => Err(RepoError::msg("timed out acquiring a Postgres connection")),
     }
 }
 

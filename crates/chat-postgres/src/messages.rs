@@ -17,9 +17,11 @@ use diesel::result::Error as DieselError;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::schema::{conversation_members, conversations, message_reactions, messages};
+use crate::files::FileRow;
+use crate::group_commit::Committed;
+use crate::schema::{conversations, message_reactions, messages};
 use crate::sql::coalesce;
-use crate::{PgStore, corrupt, repo};
+use crate::{PgStore, attachments, corrupt, repo};
 
 /// A `messages` row.
 #[derive(Queryable, Selectable)]
@@ -41,7 +43,8 @@ pub(crate) struct MessageRow {
 }
 
 impl MessageRow {
-    /// The domain message, taking its reactions out of `reactions` (none when absent).
+    /// The domain message, taking its reactions out of `reactions` (none when absent), without
+    /// attachments (see [`with_reactions`]).
     pub(crate) fn into_domain(self, reactions: &mut HashMap<Uuid, Vec<Reaction>>) -> Result<StoredMessage, RepoError> {
         let content = match (self.content, self.key_version) {
             (Some(bytes), Some(key_version)) => Some(Sealed { key_version, bytes }),
@@ -59,6 +62,7 @@ impl MessageRow {
             reply_to_id: self.reply_to_id.map(MessageId::from_uuid),
             reply_count: self.reply_count,
             reactions: reactions.remove(&self.id).unwrap_or_default(),
+            attachments: Vec::new(),
             edited_at: self.edited_at,
             deleted_at: self.deleted_at,
             created_at: self.created_at,
@@ -66,9 +70,10 @@ impl MessageRow {
     }
 }
 
-/// A `messages` row to insert.
+/// A `messages` row to insert. `None` binds NULL rather than writing `DEFAULT`, so that every
+/// insert is the same prepared statement.
 #[derive(Insertable)]
-#[diesel(table_name = messages, check_for_backend(diesel::pg::Pg))]
+#[diesel(table_name = messages, check_for_backend(diesel::pg::Pg), treat_none_as_default_value = false)]
 struct NewMessageRow<'a> {
     id: Uuid,
     conversation_id: Uuid,
@@ -118,17 +123,26 @@ pub(crate) async fn load_reactions(
     Ok(grouped)
 }
 
-/// Rows with their reactions (one more query for all of them).
+/// Rows with their reactions and attachments (one more query for all reactions, one for all
+/// attachments).
 pub(crate) async fn with_reactions(
     conn: &mut AsyncPgConnection,
     rows: Vec<MessageRow>,
 ) -> Result<Vec<StoredMessage>, RepoError> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let mut reactions = load_reactions(conn, &ids).await.map_err(repo("loading reactions"))?;
-    rows.into_iter().map(|row| row.into_domain(&mut reactions)).collect()
+    let mut attached = attachments::attached(conn, &ids).await?;
+    rows.into_iter()
+        .map(|row| {
+            let id = row.id;
+            let mut message = row.into_domain(&mut reactions)?;
+            message.attachments = attached.remove(&id).unwrap_or_default();
+            Ok(message)
+        })
+        .collect()
 }
 
-/// One row with its reactions.
+/// One row with its reactions and attachments.
 async fn one_with_reactions(
     conn: &mut AsyncPgConnection,
     row: Option<MessageRow>,
@@ -139,17 +153,50 @@ async fn one_with_reactions(
     })
 }
 
-/// Why the insert transaction stopped.
-enum InsertTx {
-    Archived,
-    Duplicate,
-    Db(DieselError),
-}
+/// What [`insert_one`] wrote: the message row and the rows of the files it attaches.
+pub(crate) type InsertedRows = (MessageRow, Vec<FileRow>);
 
-impl From<DieselError> for InsertTx {
-    fn from(e: DieselError) -> Self {
-        Self::Db(e)
+/// The per-message SQL of an insert, run by the group-commit batcher (`group_commit.rs`) for
+/// every message of a batch inside the batch's transaction, once the conversation's counter
+/// row is locked and `seq` reserved for this message: inserts the row, links the attachments,
+/// bumps the thread root's `reply_count`. `None`, writing nothing, when the sender's
+/// `clientMsgId` is taken (the batch then rolls back). (The counter and the sender's watermark move once per
+/// batch.) It takes a shared connection so that the batch can pipeline every message's
+/// statements; anything added per message belongs here.
+pub(crate) async fn insert_one(
+    mut conn: &AsyncPgConnection,
+    message: &NewMessage,
+    seq: i64,
+) -> Result<Option<InsertedRows>, DieselError> {
+    let row = diesel::insert_into(messages::table)
+        .values(NewMessageRow {
+            id: message.id.as_uuid(),
+            conversation_id: message.conversation_id.as_uuid(),
+            seq,
+            sender_id: message.sender_id.as_uuid(),
+            client_msg_id: message.client_msg_id.as_deref(),
+            kind: message.kind.as_str(),
+            content: &message.content.bytes,
+            key_version: message.content.key_version,
+            reply_to_id: message.reply_to_id.map(|id| id.as_uuid()),
+            created_at: message.created_at,
+        })
+        .on_conflict((messages::conversation_id, messages::sender_id, messages::client_msg_id))
+        .do_nothing()
+        .returning(MessageRow::as_returning())
+        .get_result(&mut conn)
+        .await
+        .optional()?;
+    // Its clientMsgId is taken: the batch rolls back and looks the ids up first.
+    let Some(row) = row else { return Ok(None) };
+    let files = attachments::link(conn, row.id, &message.attachments).await?;
+    if let Some(root) = row.reply_to_id {
+        diesel::update(messages::table.find(root))
+            .set(messages::reply_count.eq(messages::reply_count + 1))
+            .execute(&mut conn)
+            .await?;
     }
+    Ok(Some((row, files)))
 }
 
 impl PgStore {
@@ -177,70 +224,18 @@ impl PgStore {
 impl MessageRepository for PgStore {
     #[tracing::instrument(skip_all, fields(conversation = %message.conversation_id, message = %message.id, sender = %message.sender_id))]
     async fn insert_message(&self, message: &NewMessage) -> Result<InsertOutcome, RepoError> {
-        let conversation = message.conversation_id.as_uuid();
-        let sender = message.sender_id.as_uuid();
-        let mut conn = self.conn().await?;
-        // One transaction. Taking the seq locks the conversation's counter row until commit, so
-        // seqs are gapless and in commit order; a repeated clientMsgId inserts nothing and rolls
-        // everything back, so it consumes no seq.
-        let inserted = (*conn)
-            .transaction::<_, InsertTx, _>(async |conn: &mut AsyncPgConnection| {
-                let seq: i64 = diesel::update(
-                    conversations::table.find(conversation).filter(conversations::archived_at.is_null()),
-                )
-                .set(conversations::last_seq.eq(conversations::last_seq + 1))
-                .returning(conversations::last_seq)
-                .get_result(conn)
-                .await
-                .optional()?
-                .ok_or(InsertTx::Archived)?;
-                let row = diesel::insert_into(messages::table)
-                    .values(NewMessageRow {
-                        id: message.id.as_uuid(),
-                        conversation_id: conversation,
-                        seq,
-                        sender_id: sender,
-                        client_msg_id: message.client_msg_id.as_deref(),
-                        kind: message.kind.as_str(),
-                        content: &message.content.bytes,
-                        key_version: message.content.key_version,
-                        reply_to_id: message.reply_to_id.map(|id| id.as_uuid()),
-                        created_at: message.created_at,
-                    })
-                    .on_conflict((messages::conversation_id, messages::sender_id, messages::client_msg_id))
-                    .do_nothing()
-                    .returning(MessageRow::as_returning())
-                    .get_result(conn)
-                    .await
-                    .optional()?
-                    .ok_or(InsertTx::Duplicate)?;
-                if let Some(root) = row.reply_to_id {
-                    diesel::update(messages::table.find(root))
-                        .set(messages::reply_count.eq(messages::reply_count + 1))
-                        .execute(conn)
-                        .await?;
-                }
-                diesel::update(
-                    conversation_members::table
-                        .find((conversation, sender))
-                        .filter(conversation_members::last_read_seq.lt(seq)),
-                )
-                .set((
-                    conversation_members::last_read_seq.eq(seq),
-                    conversation_members::last_read_at.eq(message.created_at),
-                ))
-                .execute(conn)
-                .await?;
-                Ok(row)
-            })
-            .await;
-        // The duplicate's original is read on a fresh connection: give this one back first.
-        drop(conn);
-        match inserted {
-            Ok(row) => Ok(InsertOutcome::Inserted(row.into_domain(&mut HashMap::new())?)),
-            Err(InsertTx::Archived) => Ok(InsertOutcome::Archived),
-            Err(InsertTx::Duplicate) => self.original(message).await,
-            Err(InsertTx::Db(e)) => Err(RepoError::new("inserting a message", e)),
+        // Group commit: the message joins the next batch, which takes its seq under the
+        // conversation's counter lock (gapless, in commit order) and answers after COMMIT.
+        match self.inserts.insert(message.clone()).await? {
+            Committed::Inserted(inserted) => {
+                let (row, files) = *inserted;
+                let mut inserted = row.into_domain(&mut HashMap::new())?;
+                inserted.attachments = attachments::into_domain(files)?;
+                Ok(InsertOutcome::Inserted(inserted))
+            }
+            Committed::Archived => Ok(InsertOutcome::Archived),
+            // Read on a connection of its own, after the batch committed.
+            Committed::Duplicate => self.original(message).await,
         }
     }
 
@@ -345,16 +340,26 @@ impl MessageRepository for PgStore {
     #[tracing::instrument(skip_all, fields(message = %id))]
     async fn delete_message(&self, id: MessageId, at: DateTime<Utc>) -> Result<Option<StoredMessage>, RepoError> {
         let mut conn = self.conn().await?;
-        let row = diesel::update(messages::table.find(id.as_uuid()))
-            .set((
-                messages::content.eq(None::<Vec<u8>>),
-                messages::key_version.eq(None::<i32>),
-                messages::deleted_at.eq(coalesce(messages::deleted_at, Some(at))),
-            ))
-            .returning(MessageRow::as_returning())
-            .get_result(&mut conn)
+        // One transaction: the content goes, and so do the attachments (and the files of the
+        // sender that no other message attaches).
+        let row = (*conn)
+            .transaction::<_, DieselError, _>(async |conn: &mut AsyncPgConnection| {
+                let row = diesel::update(messages::table.find(id.as_uuid()))
+                    .set((
+                        messages::content.eq(None::<Vec<u8>>),
+                        messages::key_version.eq(None::<i32>),
+                        messages::deleted_at.eq(coalesce(messages::deleted_at, Some(at))),
+                    ))
+                    .returning(MessageRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                if let Some(row) = &row {
+                    attachments::unlink(conn, row.id, row.sender_id).await?;
+                }
+                Ok(row)
+            })
             .await
-            .optional()
             .map_err(repo("deleting a message"))?;
         one_with_reactions(&mut conn, row).await
     }

@@ -202,6 +202,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    message_attachments (message_id, position) {
+        message_id -> Uuid,
+        file_id -> Uuid,
+        position -> Int4,
+    }
+}
+
+diesel::joinable!(message_attachments -> messages (message_id));
+diesel::joinable!(message_attachments -> files (file_id));
+// Attachments are loaded with their files' rows, and orphaned files are found through them.
+diesel::allow_tables_to_appear_in_same_query!(message_attachments, files);
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     refresh_tokens,

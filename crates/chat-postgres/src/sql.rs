@@ -1,4 +1,4 @@
-//! SQL functions diesel does not ship.
+//! SQL functions diesel does not ship, and the few statements the DSL cannot express.
 
 use diesel::expression::functions::declare_sql_function;
 use diesel::sql_types::{Nullable, Timestamptz};
@@ -8,3 +8,16 @@ extern "SQL" {
     /// `COALESCE(a, b)` over timestamps: keeps an earlier `archived_at` / `deleted_at`.
     fn coalesce(a: Nullable<Timestamptz>, b: Nullable<Timestamptz>) -> Nullable<Timestamptz>;
 }
+
+/// Group commit: moves each conversation of `$1` to the `last_seq` at the same index of `$2`
+/// (their rows are locked by the batch already).
+pub(crate) const MOVE_COUNTERS: &str = "UPDATE conversations AS c SET last_seq = u.last_seq \
+     FROM unnest($1::uuid[], $2::int8[]) AS u(id, last_seq) WHERE c.id = u.id";
+
+/// Group commit: moves the read watermark of each `(conversation $1[i], user $2[i])` forward to
+/// `$3[i]` (read at `$4[i]`), never back. The batch holds the counter lock of every one of these
+/// conversations, so no other batch writes these rows meanwhile.
+pub(crate) const MOVE_WATERMARKS: &str = "UPDATE conversation_members AS m \
+     SET last_read_seq = u.seq, last_read_at = u.at \
+     FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::timestamptz[]) AS u(conversation_id, user_id, seq, at) \
+     WHERE m.conversation_id = u.conversation_id AND m.user_id = u.user_id AND m.last_read_seq < u.seq";

@@ -421,6 +421,35 @@ pub struct FileInfo {
 
 // ---------------------------------------------------------------- messages
 
+/// A file to attach to a message: one uploaded to the same conversation with `POST /files`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttachmentRef {
+    /// The file's id.
+    pub id: Uuid,
+}
+
+/// A file attached to a message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    /// The file's id.
+    pub id: Uuid,
+    /// `image` when `mimeType` is `image/*`, else `file`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The sanitised file name.
+    pub name: String,
+    /// The type detected from the file's magic bytes.
+    pub mime_type: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Where members of the conversation download it: `/files/<id>`.
+    pub url: String,
+}
+
 /// `POST /chat/conversations/:id/messages`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -435,9 +464,10 @@ pub struct SendMessageRequest {
     pub reply_to_id: Option<Uuid>,
     /// Idempotency key: a retry with the same key returns the original message (200).
     pub client_msg_id: Option<String>,
-    /// File attachments (arrive with the files API; must be empty until then).
+    /// Files of this conversation to attach, in order (at most 10, each once; not in
+    /// end-to-end conversations). With attachments, `content` is an optional caption.
     #[serde(default)]
-    pub attachments: Vec<serde_json::Value>,
+    pub attachments: Vec<AttachmentRef>,
 }
 
 /// `PUT|PATCH /chat/messages/:id`.
@@ -495,8 +525,8 @@ pub struct Message {
     pub kind: String,
     /// Sanitised text (HTML-escaped), an E2E envelope, or `""` once deleted.
     pub content: String,
-    /// Attachments (empty once deleted).
-    pub attachments: Vec<serde_json::Value>,
+    /// Attached files, in the sender's order (empty once deleted).
+    pub attachments: Vec<Attachment>,
     /// Server-set metadata.
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// Thread root.

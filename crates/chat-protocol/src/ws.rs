@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::rest::{Conversation, Message};
+use crate::rest::{AttachmentRef, Conversation, Message};
 
 /// A client frame, before its `data` is decoded for its event.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -151,9 +151,9 @@ pub struct SendMessage {
     /// `text|image|file`.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    /// Attachments (must be empty until the files API).
+    /// Files to attach (as in REST).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub attachments: Vec<serde_json::Value>,
+    pub attachments: Vec<AttachmentRef>,
 }
 
 /// `edit_message`.

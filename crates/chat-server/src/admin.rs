@@ -15,11 +15,12 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use chat_crypto::{EnvelopeCipher, MasterKey};
+use chat_crypto::{ChunkedFileCipher, EnvelopeCipher, MasterKey};
 use chat_domain::audit::{AuditAction, AuditLog, Auditor};
 use chat_domain::cipher::{ContentCipher, KeyRepository, SealContext};
 use chat_domain::clock::SystemClock;
 use chat_domain::error::RepoError;
+use chat_domain::file::{FileContext, FileRepository, FileSeals, SealedFileRow};
 use chat_domain::ids::WorkspaceId;
 use chat_domain::message::MessageRepository;
 use chat_domain::search::SearchIndex;
@@ -35,7 +36,7 @@ pub const USAGE: &str = "usage: chat-server [serve]
        chat-server reencrypt --workspace <uuid>
        chat-server shred-workspace --workspace <uuid> --yes";
 
-/// Messages re-sealed per batch by `reencrypt`.
+/// Messages (and files) re-sealed per batch by `reencrypt`.
 pub const REENCRYPT_BATCH: u32 = 500;
 
 /// The field name message content is sealed under (as `chat-domain`'s `MessageCodec` does).
@@ -50,7 +51,8 @@ pub enum Command {
     Help,
     /// Add a key version to one workspace, or to every workspace that has keys.
     RotateKeys(Target),
-    /// Re-seal a workspace's content still under an older key version.
+    /// Re-seal a workspace's content, file keys and file names still under an older key
+    /// version.
     Reencrypt(WorkspaceId),
     /// Destroy a workspace's keys and search tags.
     ShredWorkspace(WorkspaceId),
@@ -152,7 +154,9 @@ pub enum AdminError {
     #[error("{0}")]
     Repo(#[from] RepoError),
     /// Some content could not be opened (its ids are in the log); the rest was re-sealed.
-    #[error("{unreadable} message(s) of workspace {workspace} could not be opened and were left as they are")]
+    #[error(
+        "{unreadable} message(s) or file(s) of workspace {workspace} could not be opened and were left as they are"
+    )]
     Unreadable {
         /// The workspace.
         workspace: WorkspaceId,
@@ -172,6 +176,10 @@ pub struct Reencrypted {
     pub resealed: u64,
     /// Messages edited or deleted while being re-sealed: left as the edit wrote them.
     pub changed: u64,
+    /// Files whose wrapped key and sealed name were re-sealed (their bodies stay as they are).
+    pub files_resealed: u64,
+    /// Files re-sealed by someone else (another run) in between: left as they are.
+    pub files_changed: u64,
 }
 
 /// What `shred-workspace` did.
@@ -185,8 +193,11 @@ pub struct Shredded {
 
 /// The stores and keys the commands need, opened from [`Settings`].
 pub struct Admin {
-    cipher: EnvelopeCipher,
+    cipher: Arc<EnvelopeCipher>,
+    /// Re-wraps file keys through `cipher`.
+    file_keys: ChunkedFileCipher,
     messages: Arc<dyn MessageRepository>,
+    files: Arc<dyn FileRepository>,
     workspaces: Arc<dyn WorkspaceRepository>,
     keys: Arc<dyn KeyRepository>,
     search: Arc<dyn SearchIndex>,
@@ -243,11 +254,14 @@ impl Admin {
 
     fn with_store<S>(store: Arc<S>, master: MasterKey) -> Self
     where
-        S: MessageRepository + WorkspaceRepository + KeyRepository + SearchIndex + AuditLog + 'static,
+        S: MessageRepository + WorkspaceRepository + KeyRepository + SearchIndex + AuditLog + FileRepository + 'static,
     {
+        let cipher = Arc::new(EnvelopeCipher::new(master, store.clone()));
         Self {
-            cipher: EnvelopeCipher::new(master, store.clone()),
+            file_keys: ChunkedFileCipher::new(cipher.clone()),
+            cipher,
             messages: store.clone(),
+            files: store.clone(),
             workspaces: store.clone(),
             keys: store.clone(),
             search: store.clone(),
@@ -289,9 +303,10 @@ impl Admin {
     }
 
     /// Re-seals, in batches of `batch`, every message content of the workspace still sealed
-    /// under a version older than the current one. A message edited or deleted meanwhile
-    /// keeps what the edit wrote. Idempotent and resumable: a second run finds nothing, and
-    /// an interrupted run continues where the rows still are old.
+    /// under a version older than the current one, then every file key and file name (the
+    /// file bodies, sealed under their file keys, stay as they are). A message edited or
+    /// deleted meanwhile keeps what the edit wrote. Idempotent and resumable: a second run
+    /// finds nothing, and an interrupted run continues where the rows still are old.
     ///
     /// # Errors
     /// [`AdminError::UnknownWorkspace`], [`AdminError::Repo`] when the store or the keys fail,
@@ -326,11 +341,79 @@ impl Admin {
                 }
             }
         }
-        tracing::info!(version, resealed = report.resealed, changed = report.changed, unreadable, "re-encryption done");
+        unreadable += self.reencrypt_files(workspace, version, batch, &mut report).await?;
+        tracing::info!(
+            version,
+            resealed = report.resealed,
+            changed = report.changed,
+            files_resealed = report.files_resealed,
+            files_changed = report.files_changed,
+            unreadable,
+            "re-encryption done"
+        );
         if unreadable > 0 {
             return Err(AdminError::Unreadable { workspace, unreadable, report });
         }
         Ok(report)
+    }
+
+    /// Re-wraps the file keys and re-seals the file names of the workspace still under a
+    /// version below `version`, by compare-and-swap on both. Returns how many files did not
+    /// open (logged by id and left alone).
+    async fn reencrypt_files(
+        &self,
+        workspace: WorkspaceId,
+        version: i32,
+        batch: u32,
+        report: &mut Reencrypted,
+    ) -> Result<u64, AdminError> {
+        let mut unreadable = 0;
+        let mut after = None;
+        loop {
+            let rows = self.files.sealed_files_in_workspace(workspace, version, after, batch.max(1)).await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.id);
+            for row in rows {
+                let resealed = match self.reseal_file(workspace, version, &row).await {
+                    Ok(resealed) => resealed,
+                    Err(error) => {
+                        tracing::error!(file = %row.id, key_version = row.seals.file_key.key_version, name_version = row.seals.name.key_version, %error, "cannot open; left as it is");
+                        unreadable += 1;
+                        continue;
+                    }
+                };
+                if self.files.replace_file_seals(row.id, &row.seals, &resealed).await? {
+                    report.files_resealed += 1;
+                } else {
+                    report.files_changed += 1;
+                }
+            }
+        }
+        Ok(unreadable)
+    }
+
+    /// A file's wrapped key and sealed name under the current version (each left as it is
+    /// when already there).
+    async fn reseal_file(
+        &self,
+        workspace: WorkspaceId,
+        version: i32,
+        row: &SealedFileRow,
+    ) -> Result<FileSeals, RepoError> {
+        let ctx = FileContext { workspace, conversation: row.conversation_id, file: row.id };
+        let file_key = if row.seals.file_key.key_version < version {
+            self.file_keys.rewrap(&ctx, &row.seals.file_key).await?
+        } else {
+            row.seals.file_key.clone()
+        };
+        let name = if row.seals.name.key_version < version {
+            let name_ctx = ctx.name_seal_context();
+            let plaintext = self.cipher.open(&name_ctx, &row.seals.name).await?;
+            self.cipher.seal(&name_ctx, &plaintext).await?
+        } else {
+            row.seals.name.clone()
+        };
+        Ok(FileSeals { name, file_key })
     }
 
     /// Crypto-shredding: destroys every key version of the workspace and drops its search
@@ -384,8 +467,9 @@ pub async fn run(command: Command, settings: &Settings) -> Result<(), Box<dyn st
             if let Some(done) = done {
                 writeln!(
                     out,
-                    "workspace {workspace}: key version {}, {} re-sealed, {} changed meanwhile",
-                    done.version, done.resealed, done.changed
+                    "workspace {workspace}: key version {}, {} re-sealed, {} changed meanwhile, {} file(s) re-sealed, \
+                     {} file(s) changed meanwhile",
+                    done.version, done.resealed, done.changed, done.files_resealed, done.files_changed
                 )?;
             }
             result?;

@@ -10,7 +10,6 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
-pub mod files;
 pub mod settings;
 
 use std::net::TcpListener;
@@ -28,7 +27,7 @@ use chat_http::realtime::local::{LocalConnectionTracker, LocalRateLimiter};
 use chat_http::sanitize::AmmoniaSanitizer;
 use chat_http::{AppState, HttpSettings, Readiness};
 use secrecy::ExposeSecret;
-pub use settings::{LogFormat, Settings, Store};
+pub use settings::{FileStore, LogFormat, Settings, Store};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -42,9 +41,10 @@ pub enum StartError {
     /// A key or secret could not be loaded.
     #[error("loading keys failed: {0}")]
     Keys(String),
-    /// The file store directory could not be created.
+    /// The file store could not be opened: its directory not created, or the S3 URL or
+    /// `AWS_*` configuration refused.
     #[error("opening the file store failed")]
-    FileStore(#[source] std::io::Error),
+    FileStore(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The address could not be bound.
     #[error("binding {addr} failed")]
     Bind {
@@ -112,6 +112,19 @@ async fn realtime_parts(
     Ok((Realtime::clustered(Arc::new(bus), incoming), Arc::new(tracker), Arc::new(limiter)))
 }
 
+/// The blob store `FILE_STORE` names: a local directory, or an S3-compatible bucket.
+fn blob_store(store: &FileStore) -> Result<Arc<dyn chat_domain::file::BlobStore>, StartError> {
+    Ok(match store {
+        FileStore::Local(dir) => {
+            Arc::new(chat_blobstore::LocalBlobStore::open(dir).map_err(|e| StartError::FileStore(Box::new(e)))?)
+        }
+        FileStore::S3 { url, aws } => {
+            let vars = aws.iter().map(|(name, value)| (name.as_str(), value.expose_secret().to_owned()));
+            Arc::new(chat_blobstore::ObjectBlobStore::s3(url, vars).map_err(|e| StartError::FileStore(Box::new(e)))?)
+        }
+    })
+}
+
 /// A built, bound server.
 #[allow(missing_debug_implementations)]
 pub struct Application {
@@ -171,10 +184,7 @@ impl Application {
         .map_err(|e| StartError::Keys(format!("JWT_SECRET: {e}")))?;
         let hasher = Argon2Hasher::new().map_err(|e| StartError::Keys(e.to_string()))?;
         let (realtime, tracker, limiter) = realtime_parts(&settings).await?;
-        let blobs = files::LocalBlobStore::open(
-            settings.file_store.as_ref().map_or_else(|| settings.data_dir.join("files"), std::path::PathBuf::from),
-        )
-        .map_err(StartError::FileStore)?;
+        let blobs = blob_store(&settings.file_store)?;
         // The search key is derived from the master key before the cipher consumes it.
         let blind_indexer = Arc::new(HmacBlindIndexer::new(&master));
         let cipher = Arc::new(
@@ -203,7 +213,7 @@ impl Application {
             audit: Arc::new(chat_http::audit::ClientIpAudit::new(audit_log)),
             clock: Arc::new(SystemClock),
             files: file_rows,
-            blobs: Arc::new(blobs),
+            blobs,
             file_cipher: Arc::new(chat_crypto::ChunkedFileCipher::new(cipher)),
         };
         let limits = Limits {

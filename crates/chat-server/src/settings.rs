@@ -26,6 +26,21 @@ pub enum Store {
     Postgres(SecretString),
 }
 
+/// Where sealed file bodies are stored (`FILE_STORE`).
+#[derive(Clone, Debug)]
+pub enum FileStore {
+    /// A local directory (default `$DATA_DIR/files`).
+    Local(PathBuf),
+    /// An S3-compatible bucket, `FILE_STORE=s3://bucket[/prefix]`.
+    S3 {
+        /// The `s3://` URL.
+        url: String,
+        /// Every non-empty `AWS_*` variable (endpoint, credentials, region, `AWS_ALLOW_HTTP`…),
+        /// by name, for object_store to interpret. Values are secrets: `Debug` shows names only.
+        aws: Vec<(String, SecretString)>,
+    },
+}
+
 /// The server's configuration.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -66,8 +81,9 @@ pub struct Settings {
     pub rate_limit_key_claims_per_minute: u32,
     /// `BIND` (default `127.0.0.1:8080`; port 0 picks a free port).
     pub bind: String,
-    /// `FILE_STORE` (default: `$DATA_DIR/files`).
-    pub file_store: Option<String>,
+    /// `FILE_STORE`: a directory (default `$DATA_DIR/files`) or `s3://bucket[/prefix]`, the
+    /// latter configured by the standard `AWS_*` variables.
+    pub file_store: FileStore,
     /// `MAX_UPLOAD_BYTES`: the largest file `POST /files` accepts (default 25 MiB).
     pub max_upload_bytes: usize,
     /// `WS_QUEUE_CAPACITY`: pushes a socket may have queued before it is closed as a slow
@@ -175,6 +191,23 @@ impl Settings {
         if max_participants < 2 {
             return Err(invalid("MAX_PARTICIPANTS", "must be at least 2"));
         }
+        let file_store = match vars.get("FILE_STORE") {
+            None => FileStore::Local(data_dir.join("files")),
+            Some(url) if url.starts_with("s3://") => {
+                let mut aws: Vec<(String, SecretString)> = vars
+                    .0
+                    .keys()
+                    .filter(|name| name.starts_with("AWS_"))
+                    .filter_map(|name| vars.secret(name).map(|value| (name.clone(), value)))
+                    .collect();
+                aws.sort_by(|a, b| a.0.cmp(&b.0));
+                FileStore::S3 { url: url.to_owned(), aws }
+            }
+            Some(other) if other.contains("://") => {
+                return Err(invalid("FILE_STORE", "must be a directory or s3://bucket[/prefix]"));
+            }
+            Some(dir) => FileStore::Local(PathBuf::from(dir)),
+        };
         let log_format = match vars.get("LOG_FORMAT").map(str::to_ascii_lowercase).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -199,7 +232,7 @@ impl Settings {
             rate_limit_uploads_per_minute: vars.number("RATE_LIMIT_UPLOADS_PER_MINUTE", 3)?,
             rate_limit_key_claims_per_minute: vars.number("RATE_LIMIT_KEY_CLAIMS_PER_MINUTE", 30)?,
             bind: vars.get("BIND").unwrap_or("127.0.0.1:8080").to_owned(),
-            file_store: vars.get("FILE_STORE").map(str::to_owned),
+            file_store,
             max_upload_bytes: vars.number("MAX_UPLOAD_BYTES", 25 * 1024 * 1024_usize)?,
             http_workers: vars.number("HTTP_WORKERS", 0_usize)?,
             key_refresh_secs: vars.number("KEY_REFRESH_SECONDS", 300_u64)?,
@@ -247,5 +280,36 @@ mod tests {
         assert!(settings(&[("DATABASE_URL", "mysql://x")]).is_err());
         assert!(settings(&[("ACCESS_TOKEN_TTL_SECONDS", "3600")]).is_err());
         assert!(settings(&[("LOG_FORMAT", "xml")]).is_err());
+        let err = settings(&[("FILE_STORE", "gs://bucket")]).unwrap_err();
+        assert!(err.to_string().starts_with("FILE_STORE"), "{err}");
+    }
+
+    #[test]
+    fn the_file_store_is_a_directory_by_default_or_an_s3_bucket_whose_credentials_are_never_printed() {
+        let s = settings(&[("DATA_DIR", "/srv/chat")]).unwrap();
+        assert!(matches!(s.file_store, FileStore::Local(ref dir) if dir == std::path::Path::new("/srv/chat/files")));
+        let s = settings(&[("FILE_STORE", "/mnt/blobs")]).unwrap();
+        assert!(matches!(s.file_store, FileStore::Local(ref dir) if dir == std::path::Path::new("/mnt/blobs")));
+
+        let s = settings(&[
+            ("FILE_STORE", "s3://chat-files/prod"),
+            ("AWS_ENDPOINT", "http://minio:9000"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-hunter2"),
+            ("AWS_SESSION_TOKEN", ""),
+            ("DATABASE_URL", "sqlite://x.db"),
+        ])
+        .unwrap();
+        let FileStore::S3 { ref url, ref aws } = s.file_store else { panic!("expected S3: {:?}", s.file_store) };
+        assert_eq!(url, "s3://chat-files/prod");
+        let names: Vec<&str> = aws.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["AWS_ACCESS_KEY_ID", "AWS_ENDPOINT", "AWS_SECRET_ACCESS_KEY"],
+            "AWS_* only, empty ones dropped"
+        );
+        let printed = format!("{s:?}");
+        assert!(printed.contains("AWS_SECRET_ACCESS_KEY"), "{printed}");
+        assert!(!printed.contains("hunter2") && !printed.contains("AKIDEXAMPLE"), "{printed}");
     }
 }

@@ -7,7 +7,7 @@ use chat_domain::ids::{UserId, WorkspaceId};
 use diesel::prelude::*;
 
 use crate::rows::{corrupt, instant, key, micros, uuid};
-use crate::schema::audit_log;
+use crate::schema::{audit_log, workspace_members};
 use crate::store::SqliteStore;
 
 /// An `audit_log` row.
@@ -69,8 +69,16 @@ impl AuditLog for SqliteStore {
     ) -> Result<Vec<AuditEntry>, RepoError> {
         let workspace = key(workspace.as_uuid());
         self.run("listing the audit log", move |c| {
+            let members = workspace_members::table
+                .filter(workspace_members::workspace_id.eq(workspace.clone()))
+                .select(workspace_members::user_id.nullable())
+                .into_boxed();
             let mut query = audit_log::table
-                .filter(audit_log::workspace_id.eq(workspace))
+                .filter(
+                    audit_log::workspace_id
+                        .eq(workspace)
+                        .or(audit_log::workspace_id.is_null().and(audit_log::actor_id.eq_any(members))),
+                )
                 .order_by((audit_log::at.desc(), audit_log::id.desc()))
                 .limit(i64::from(limit))
                 .select(AuditRow::as_select())

@@ -11,6 +11,7 @@ use chat_domain::conversation::{
 };
 use chat_domain::error::RepoError;
 use chat_domain::ids::{ConversationId, UserId, WorkspaceId};
+use chat_domain::message::StoredMessage;
 use chrono::{DateTime, Utc};
 use diesel::dsl::{count, sql};
 use diesel::prelude::*;
@@ -171,10 +172,14 @@ impl ConversationRepository for SqliteStore {
                     .select(ReactionRow::as_select())
                     .load::<ReactionRow>(c)?;
                 let mut reactions = Reactions::group(reaction_rows)?;
+                let last_ids: Vec<Vec<u8>> = last_messages.iter().map(|m| m.id.clone()).collect();
+                let mut attached = crate::attachments::attached(c, &last_ids)?;
                 let mut last_by_conversation = HashMap::with_capacity(last_messages.len());
                 for row in last_messages {
                     let conversation_id = row.conversation_id.clone();
-                    last_by_conversation.insert(conversation_id, row.into_message(&mut reactions)?);
+                    let files = attached.remove(&row.id).unwrap_or_default();
+                    let message = StoredMessage { attachments: files, ..row.into_message(&mut reactions)? };
+                    last_by_conversation.insert(conversation_id, message);
                 }
 
                 let mut listings = rows

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chat_domain::cipher::Sealed;
 use chat_domain::error::RepoError;
-use chat_domain::file::{FileRepository, StoredFile};
+use chat_domain::file::{FileRepository, FileSeals, SealedFileRow, StoredFile};
 use chat_domain::ids::{ConversationId, FileId, UserId, WorkspaceId};
 use diesel::prelude::*;
 
@@ -12,10 +12,10 @@ use crate::rows::{corrupt, instant, key, micros, uuid};
 use crate::schema::files;
 use crate::store::SqliteStore;
 
-/// A `files` row.
+/// A `files` row (also read through a message's attachments).
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = files, check_for_backend(diesel::sqlite::Sqlite))]
-struct FileRow {
+pub(crate) struct FileRow {
     id: Vec<u8>,
     workspace_id: Vec<u8>,
     conversation_id: Vec<u8>,
@@ -48,7 +48,7 @@ impl FileRow {
         })
     }
 
-    fn into_domain(self) -> QueryResult<StoredFile> {
+    pub(crate) fn into_domain(self) -> QueryResult<StoredFile> {
         Ok(StoredFile {
             id: FileId::from_uuid(uuid(&self.id)?),
             workspace_id: WorkspaceId::from_uuid(uuid(&self.workspace_id)?),
@@ -85,6 +85,88 @@ impl FileRepository for SqliteStore {
                 .optional()?
                 .map(FileRow::into_domain)
                 .transpose()
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(files = ids.len()))]
+    async fn find_files(&self, ids: &[FileId]) -> Result<Vec<StoredFile>, RepoError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Vec<u8>> = ids.iter().map(|id| key(id.as_uuid())).collect();
+        self.run("finding file rows", move |c| {
+            let rows = files::table.filter(files::id.eq_any(&ids)).select(FileRow::as_select()).load(c)?;
+            rows.into_iter().map(FileRow::into_domain).collect()
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(workspace = %workspace, below_version, limit))]
+    async fn sealed_files_in_workspace(
+        &self,
+        workspace: WorkspaceId,
+        below_version: i32,
+        after: Option<FileId>,
+        limit: u32,
+    ) -> Result<Vec<SealedFileRow>, RepoError> {
+        let workspace = key(workspace.as_uuid());
+        let after = after.map(|id| key(id.as_uuid()));
+        self.run("listing file keys and names to re-encrypt", move |c| {
+            let mut query = files::table
+                .filter(files::workspace_id.eq(workspace))
+                .filter(files::key_version.lt(below_version).or(files::name_key_version.lt(below_version)))
+                .order_by(files::id.asc())
+                .limit(i64::from(limit))
+                .select((
+                    files::id,
+                    files::conversation_id,
+                    files::name,
+                    files::name_key_version,
+                    files::wrapped_file_key,
+                    files::key_version,
+                ))
+                .into_boxed();
+            if let Some(after) = after {
+                query = query.filter(files::id.gt(after));
+            }
+            let rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>, i32, Vec<u8>, i32)> = query.load(c)?;
+            rows.into_iter()
+                .map(|(id, conversation, name, name_version, file_key, key_version)| {
+                    Ok(SealedFileRow {
+                        id: FileId::from_uuid(uuid(&id)?),
+                        conversation_id: ConversationId::from_uuid(uuid(&conversation)?),
+                        seals: FileSeals {
+                            name: Sealed { key_version: name_version, bytes: name },
+                            file_key: Sealed { key_version, bytes: file_key },
+                        },
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(file = %id, to = new.file_key.key_version))]
+    async fn replace_file_seals(&self, id: FileId, expected: &FileSeals, new: &FileSeals) -> Result<bool, RepoError> {
+        let (id, expected, new) = (key(id.as_uuid()), expected.clone(), new.clone());
+        self.run("replacing a file's key and name", move |c| {
+            let replaced = diesel::update(
+                files::table
+                    .find(&id)
+                    .filter(files::name_key_version.eq(expected.name.key_version))
+                    .filter(files::name.eq(expected.name.bytes))
+                    .filter(files::key_version.eq(expected.file_key.key_version))
+                    .filter(files::wrapped_file_key.eq(expected.file_key.bytes)),
+            )
+            .set((
+                files::name.eq(new.name.bytes),
+                files::name_key_version.eq(new.name.key_version),
+                files::wrapped_file_key.eq(new.file_key.bytes),
+                files::key_version.eq(new.file_key.key_version),
+            ))
+            .execute(c)?;
+            Ok(replaced == 1)
         })
         .await
     }

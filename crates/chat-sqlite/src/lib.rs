@@ -25,9 +25,11 @@
 
 #![forbid(unsafe_code)]
 
+mod attachments;
 mod audit;
 mod conversations;
 mod files;
+mod group_commit;
 mod key_directory;
 mod keys;
 mod messages;
@@ -39,4 +41,5 @@ mod store;
 mod users;
 mod workspaces;
 
+pub use group_commit::GroupCommitStats;
 pub use store::SqliteStore;

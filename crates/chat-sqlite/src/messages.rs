@@ -14,6 +14,7 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel::sql_types::BigInt;
 
+use crate::attachments;
 use crate::rows::{MessageRow, ReactionRow, Reactions, corrupt, key, micros, uuid};
 use crate::schema::{conversation_members, conversations, message_reactions, messages};
 use crate::store::{SqliteStore, Tx, coalesce, unique_violation};
@@ -32,11 +33,18 @@ fn reactions_of(c: &mut SqliteConnection, ids: &[Vec<u8>]) -> QueryResult<Reacti
     Reactions::group(rows)
 }
 
-/// Rows with their reactions (one more query for all of them).
+/// Rows with their reactions and attachments (one more query for all reactions, one for all
+/// attachments).
 pub(crate) fn with_reactions(c: &mut SqliteConnection, rows: Vec<MessageRow>) -> QueryResult<Vec<StoredMessage>> {
     let ids: Vec<Vec<u8>> = rows.iter().map(|r| r.id.clone()).collect();
     let mut reactions = reactions_of(c, &ids)?;
-    rows.into_iter().map(|row| row.into_message(&mut reactions)).collect()
+    let mut attached = attachments::attached(c, &ids)?;
+    rows.into_iter()
+        .map(|row| {
+            let files = attached.remove(&row.id).unwrap_or_default();
+            Ok(StoredMessage { attachments: files, ..row.into_message(&mut reactions)? })
+        })
+        .collect()
 }
 
 fn one_with_reactions(c: &mut SqliteConnection, row: Option<MessageRow>) -> QueryResult<Option<StoredMessage>> {
@@ -71,89 +79,104 @@ enum NotInserted {
     Duplicate,
 }
 
+/// The per-message insert, run by the group-commit batcher (`group_commit.rs`) for each
+/// message of a batch, in queue order, inside the batch's immediate transaction and in a
+/// savepoint of its own: takes the conversation's next seq, inserts the row, links the
+/// attachments, bumps the thread root's `reply_count`, moves the sender's watermark. A
+/// duplicate `clientMsgId` or an archived conversation rolls back to the savepoint (giving the
+/// seq back) and yields the original or `Archived`; a failing statement rolls back this
+/// message only. Anything added per message belongs here.
+pub(crate) fn insert_in_batch(c: &mut SqliteConnection, new: &NewMessage) -> QueryResult<InsertOutcome> {
+    let row = MessageRow {
+        id: key(new.id.as_uuid()),
+        conversation_id: key(new.conversation_id.as_uuid()),
+        seq: 0,
+        sender_id: key(new.sender_id.as_uuid()),
+        client_msg_id: new.client_msg_id.clone(),
+        kind: new.kind.as_str().to_owned(),
+        content: Some(new.content.bytes.clone()),
+        key_version: Some(new.content.key_version),
+        reply_to_id: new.reply_to_id.map(|id| key(id.as_uuid())),
+        reply_count: 0,
+        edited_at: None,
+        deleted_at: None,
+        created_at: micros(new.created_at),
+    };
+    let files = &new.attachments;
+    // A savepoint: the batch's transaction holds the write lock since BEGIN IMMEDIATE.
+    let inserted = c.transaction(|c| {
+        let mut row = row;
+        // Taking the seq writes the conversation row: senders of one batch take theirs in
+        // queue order, batches one after the other, so seqs follow commit order.
+        let seq = diesel::update(
+            conversations::table.find(&row.conversation_id).filter(conversations::archived_at.is_null()),
+        )
+        .set(conversations::last_seq.eq(conversations::last_seq + 1))
+        .returning(conversations::last_seq)
+        .get_result::<i64>(c)
+        .optional()?;
+        row.seq = seq.ok_or(Tx::Outcome(NotInserted::Archived))?;
+        diesel::insert_into(messages::table).values(&row).execute(c).map_err(|e| {
+            if row.client_msg_id.is_some() && unique_violation(&e, "messages.client_msg_id") {
+                // Rolling back to the savepoint also gives the seq back.
+                Tx::Outcome(NotInserted::Duplicate)
+            } else {
+                Tx::Db(e)
+            }
+        })?;
+        let attached = attachments::link(c, &row.id, files)?;
+        if let Some(root) = &row.reply_to_id {
+            diesel::update(messages::table.find(root).filter(messages::conversation_id.eq(&row.conversation_id)))
+                .set(messages::reply_count.eq(messages::reply_count + 1))
+                .execute(c)?;
+        }
+        // The sender has read what they sent: their watermark moves forward to it.
+        diesel::update(
+            conversation_members::table
+                .find((&row.conversation_id, &row.sender_id))
+                .filter(conversation_members::last_read_seq.lt(row.seq)),
+        )
+        .set((conversation_members::last_read_seq.eq(row.seq), conversation_members::last_read_at.eq(row.created_at)))
+        .execute(c)?;
+        Ok((row, attached))
+    });
+    match inserted {
+        Ok((row, attached)) => Ok(InsertOutcome::Inserted(StoredMessage {
+            attachments: attached,
+            ..row.into_message(&mut Reactions::default())?
+        })),
+        Err(Tx::Db(e)) => Err(e),
+        Err(Tx::Outcome(not_inserted)) => {
+            // Rolled back to the savepoint. An original with this clientMsgId was committed
+            // before the batch began (it holds the write lock) or inserted earlier in this
+            // batch, so this read sees it; an idempotent retry gets it even once the
+            // conversation is archived.
+            let original = match &new.client_msg_id {
+                Some(client_msg_id) => find_by_client_msg_id(
+                    c,
+                    &key(new.conversation_id.as_uuid()),
+                    &key(new.sender_id.as_uuid()),
+                    client_msg_id,
+                )?,
+                None => None,
+            };
+            match (original, not_inserted) {
+                (Some(original), _) => Ok(InsertOutcome::Duplicate(original)),
+                (None, NotInserted::Archived) => Ok(InsertOutcome::Archived),
+                // Messages are never hard-deleted, so the row that clashed is still there.
+                (None, NotInserted::Duplicate) => Err(DieselError::NotFound),
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl MessageRepository for SqliteStore {
     #[tracing::instrument(skip_all, fields(message = %new.id, conversation = %new.conversation_id, sender = %new.sender_id))]
     async fn insert_message(&self, new: &NewMessage) -> Result<InsertOutcome, RepoError> {
-        let row = MessageRow {
-            id: key(new.id.as_uuid()),
-            conversation_id: key(new.conversation_id.as_uuid()),
-            seq: 0,
-            sender_id: key(new.sender_id.as_uuid()),
-            client_msg_id: new.client_msg_id.clone(),
-            kind: new.kind.as_str().to_owned(),
-            content: Some(new.content.bytes.clone()),
-            key_version: Some(new.content.key_version),
-            reply_to_id: new.reply_to_id.map(|id| key(id.as_uuid())),
-            reply_count: 0,
-            edited_at: None,
-            deleted_at: None,
-            created_at: micros(new.created_at),
-        };
-        let (conversation_id, sender_id, client_msg_id) =
-            (row.conversation_id.clone(), row.sender_id.clone(), row.client_msg_id.clone());
-        self.run("inserting a message", move |c| {
-            let inserted = c.immediate_transaction(|c| {
-                let mut row = row;
-                // Taking the seq writes the conversation row first, under the write lock held
-                // since BEGIN IMMEDIATE: concurrent senders queue here, in commit order.
-                let seq = diesel::update(
-                    conversations::table.find(&row.conversation_id).filter(conversations::archived_at.is_null()),
-                )
-                .set(conversations::last_seq.eq(conversations::last_seq + 1))
-                .returning(conversations::last_seq)
-                .get_result::<i64>(c)
-                .optional()?;
-                row.seq = seq.ok_or(Tx::Outcome(NotInserted::Archived))?;
-                diesel::insert_into(messages::table).values(&row).execute(c).map_err(|e| {
-                    if row.client_msg_id.is_some() && unique_violation(&e, "messages.client_msg_id") {
-                        // Rolling back also gives the seq back.
-                        Tx::Outcome(NotInserted::Duplicate)
-                    } else {
-                        Tx::Db(e)
-                    }
-                })?;
-                if let Some(root) = &row.reply_to_id {
-                    diesel::update(
-                        messages::table.find(root).filter(messages::conversation_id.eq(&row.conversation_id)),
-                    )
-                    .set(messages::reply_count.eq(messages::reply_count + 1))
-                    .execute(c)?;
-                }
-                // The sender has read what they sent: their watermark moves forward to it.
-                diesel::update(
-                    conversation_members::table
-                        .find((&row.conversation_id, &row.sender_id))
-                        .filter(conversation_members::last_read_seq.lt(row.seq)),
-                )
-                .set((
-                    conversation_members::last_read_seq.eq(row.seq),
-                    conversation_members::last_read_at.eq(row.created_at),
-                ))
-                .execute(c)?;
-                Ok(row)
-            });
-            match inserted {
-                Ok(row) => Ok(InsertOutcome::Inserted(row.into_message(&mut Reactions::default())?)),
-                Err(Tx::Db(e)) => Err(e),
-                Err(Tx::Outcome(not_inserted)) => {
-                    // Rolled back. An original with this clientMsgId was committed before our
-                    // transaction began (we held the write lock), so this read sees it; an
-                    // idempotent retry gets it even once the conversation is archived.
-                    let original = match &client_msg_id {
-                        Some(client_msg_id) => find_by_client_msg_id(c, &conversation_id, &sender_id, client_msg_id)?,
-                        None => None,
-                    };
-                    match (original, not_inserted) {
-                        (Some(original), _) => Ok(InsertOutcome::Duplicate(original)),
-                        (None, NotInserted::Archived) => Ok(InsertOutcome::Archived),
-                        // Messages are never hard-deleted, so the row that clashed is still there.
-                        (None, NotInserted::Duplicate) => Err(DieselError::NotFound),
-                    }
-                }
-            }
-        })
-        .await
+        // Group commit: the message joins the next batch (`group_commit.rs`), which answers
+        // after its COMMIT.
+        self.inserts.insert(new.clone()).await
     }
 
     #[tracing::instrument(skip_all, fields(message = %id))]
@@ -268,7 +291,8 @@ impl MessageRepository for SqliteStore {
         let (id, at) = (key(id.as_uuid()), micros(at));
         self.run("deleting a message", move |c| {
             c.immediate_transaction(|c| {
-                // Soft delete: the sealed bytes go, the row and its seq stay.
+                // Soft delete: the sealed bytes go, the row and its seq stay; the attachments go
+                // too (and the files of the sender that no other message attaches).
                 let row = diesel::update(messages::table.find(&id))
                     .set((
                         messages::content.eq(None::<Vec<u8>>),
@@ -278,6 +302,9 @@ impl MessageRepository for SqliteStore {
                     .returning(MessageRow::as_returning())
                     .get_result(c)
                     .optional()?;
+                if let Some(row) = &row {
+                    attachments::unlink(c, &row.id, &row.sender_id)?;
+                }
                 one_with_reactions(c, row)
             })
         })

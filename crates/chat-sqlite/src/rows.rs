@@ -295,7 +295,8 @@ pub(crate) struct MessageRow {
 }
 
 impl MessageRow {
-    /// The message, with the reactions found for it in `reactions` (taken out of the map).
+    /// The message, with the reactions found for it in `reactions` (taken out of the map),
+    /// without attachments (`messages::with_reactions` adds them).
     pub(crate) fn into_message(self, reactions: &mut Reactions) -> QueryResult<StoredMessage> {
         let content = match (self.content, self.key_version) {
             (Some(bytes), Some(key_version)) => Some(Sealed { key_version, bytes }),
@@ -314,6 +315,7 @@ impl MessageRow {
             reply_to_id: self.reply_to_id.as_deref().map(uuid).transpose()?.map(MessageId::from_uuid),
             reply_count: self.reply_count,
             reactions,
+            attachments: Vec::new(),
             edited_at: opt_instant(self.edited_at)?,
             deleted_at: opt_instant(self.deleted_at)?,
             created_at: instant(self.created_at)?,

@@ -199,6 +199,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    message_attachments (message_id, position) {
+        message_id -> Binary,
+        file_id -> Binary,
+        position -> Integer,
+    }
+}
+
+diesel::joinable!(message_attachments -> messages (message_id));
+diesel::joinable!(message_attachments -> files (file_id));
+// Attachments are loaded with their files' rows, and orphaned files are found through them.
+diesel::allow_tables_to_appear_in_same_query!(message_attachments, files);
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     refresh_tokens,

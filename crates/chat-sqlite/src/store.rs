@@ -27,7 +27,7 @@ const CONNECTION_PRAGMAS: &str = "PRAGMA busy_timeout = 5000;
      PRAGMA synchronous = FULL;
      PRAGMA foreign_keys = ON;";
 
-type AsyncSqlite = SyncConnectionWrapper<SqliteConnection>;
+pub(crate) type AsyncSqlite = SyncConnectionWrapper<SqliteConnection>;
 
 /// The embedded store: every repository port of `chat-domain` on one SQLite database file.
 ///
@@ -37,6 +37,8 @@ type AsyncSqlite = SyncConnectionWrapper<SqliteConnection>;
 pub struct SqliteStore {
     pool: Pool<AsyncSqlite>,
     path: PathBuf,
+    /// Message inserts go through group commit (`group_commit.rs`).
+    pub(crate) inserts: crate::group_commit::InsertQueue,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -156,9 +158,16 @@ impl SqliteStore {
             .max_size(max_connections.max(1))
             .build()
             .map_err(|e| RepoError::new("building the sqlite connection pool", e))?;
-        let store = Self { pool, path };
+        let inserts = crate::group_commit::InsertQueue::start(pool.clone());
+        let store = Self { pool, path, inserts };
         store.ping().await?;
         Ok(store)
+    }
+
+    /// How message inserts have been batched so far (see `group_commit.rs`).
+    #[must_use]
+    pub fn group_commit_stats(&self) -> crate::GroupCommitStats {
+        self.inserts.stats()
     }
 
     /// A cheap `SELECT 1` for `/readyz`.

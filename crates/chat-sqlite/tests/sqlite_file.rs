@@ -81,6 +81,7 @@ fn message(conversation: &Conversation, sender: &User, content: Sealed, secs: i6
         kind: MessageType::Text,
         content,
         reply_to_id: None,
+        attachments: vec![],
         created_at: at(secs),
     }
 }

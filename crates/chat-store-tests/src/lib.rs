@@ -42,10 +42,12 @@ use chat_domain::search::SearchIndex;
 use chat_domain::user::{SessionRepository, UserRepository};
 use chat_domain::workspace::WorkspaceRepository;
 
+mod attachments;
 mod audit;
 mod conversations;
 mod files;
 mod fixtures;
+mod group_commit;
 mod key_directory;
 mod messages;
 mod presence;
@@ -55,9 +57,11 @@ mod sessions;
 mod users;
 mod workspaces;
 
+pub use attachments::*;
 pub use audit::*;
 pub use conversations::*;
 pub use files::*;
+pub use group_commit::*;
 pub use key_directory::*;
 pub use messages::*;
 pub use presence::*;
@@ -194,6 +198,10 @@ macro_rules! behaviour_suite {
             an_edit_replaces_content_unless_the_message_is_deleted,
             a_deleted_message_keeps_its_row_and_seq,
             reactions_toggle_and_group_by_emoji_in_order_of_first_use,
+            // group commit: bursts of concurrent sends
+            repeated_client_msg_ids_in_one_burst_store_one_message_per_key,
+            a_burst_across_conversations_keeps_each_gap_free,
+            a_burst_with_an_archived_conversation_commits_the_others,
             // presence and keys
             presence_is_upserted_per_user_and_workspace_and_listed_and_found,
             workspace_keys_are_listed_by_version_and_never_overwritten,
@@ -216,8 +224,15 @@ macro_rules! behaviour_suite {
             // audit log
             audit_entries_round_trip_and_list_newest_first_per_workspace,
             audit_pages_follow_the_cursor_without_gaps_or_repeats,
+            account_entries_are_listed_in_their_actors_workspaces_only,
             // files
             file_rows_round_trip_and_ids_and_storage_keys_are_unique,
+            file_keys_and_names_are_read_for_reencryption_and_replaced_only_while_unchanged,
+            // message attachments
+            attachments_round_trip_in_order_through_every_read,
+            deleting_a_message_drops_its_attachments_and_the_senders_unshared_files,
+            a_duplicate_client_msg_id_returns_the_originals_attachments,
+            file_rows_are_found_in_bulk,
         );
     };
     (@tests $make:path; $($behaviour:ident),+ $(,)?) => {

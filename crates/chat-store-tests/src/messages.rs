@@ -178,6 +178,7 @@ pub async fn sealed_content_round_trips_byte_for_byte(stores: Stores) {
         reply_to_id: None,
         reply_count: 0,
         reactions: vec![],
+        attachments: vec![],
         edited_at: None,
         deleted_at: None,
         created_at: at(1),

@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::cipher::Sealed;
-use crate::ids::{ConversationId, FileId, UserId, WorkspaceId};
+use crate::cipher::{SealContext, Sealed};
+use crate::file::FileContext;
+use crate::ids::{ConversationId, FileId, MessageId, UserId, WorkspaceId};
 
 /// Longest stored file name, in bytes (UTF-8).
 pub const MAX_FILE_NAME_BYTES: usize = 255;
@@ -103,6 +104,52 @@ pub struct StoredFile {
     pub key_version: i32,
     /// When it was uploaded.
     pub created_at: DateTime<Utc>,
+}
+
+/// What re-encryption rewrites in a file's row: the two values sealed under a workspace data
+/// key (the body, sealed under the file key, stays as it is).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSeals {
+    /// The sanitised name, sealed (field `"file-name"`).
+    pub name: Sealed,
+    /// The per-file key, wrapped (field `"file-key"`); its version is the row's `key_version`.
+    pub file_key: Sealed,
+}
+
+/// A file's sealed values with what they are bound to, as re-encryption reads them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedFileRow {
+    /// The file.
+    pub id: FileId,
+    /// Its conversation (part of the seal context).
+    pub conversation_id: ConversationId,
+    /// Its sealed name and wrapped key.
+    pub seals: FileSeals,
+}
+
+impl StoredFile {
+    /// The row's sealed name and wrapped key.
+    #[must_use]
+    pub fn seals(&self) -> FileSeals {
+        FileSeals {
+            name: self.name.clone(),
+            file_key: Sealed { key_version: self.key_version, bytes: self.wrapped_file_key.clone() },
+        }
+    }
+}
+
+impl FileContext {
+    /// The seal context of the file's name under the workspace data key: bound to the
+    /// workspace, the conversation and the file id, field `"file-name"`.
+    #[must_use]
+    pub const fn name_seal_context(&self) -> SealContext {
+        SealContext {
+            workspace: self.workspace,
+            conversation: self.conversation,
+            message: MessageId::from_uuid(self.file.as_uuid()),
+            field: "file-name",
+        }
+    }
 }
 
 #[cfg(test)]

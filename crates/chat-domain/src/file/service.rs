@@ -2,15 +2,17 @@
 
 use std::sync::Arc;
 
+use futures_util::stream::{self, BoxStream, StreamExt};
 use uuid::Uuid;
 
 use crate::access::Access;
 use crate::audit::{AuditAction, Auditor};
-use crate::cipher::{ContentCipher, SealContext};
+use crate::cipher::{ContentCipher, SealContext, Sealed};
 use crate::clock::Clock;
-use crate::error::{DomainError, DomainResult};
-use crate::file::{BlobStore, FileCipher, FileContext, FileName, FileRecord, FileRepository, SealedFile, StoredFile};
-use crate::ids::MessageId;
+use crate::error::{DomainError, DomainResult, RepoError};
+use crate::file::{
+    BlobStore, BlobStream, FileCipher, FileContext, FileName, FileOpener, FileRecord, FileRepository, StoredFile,
+};
 use crate::ids::{ConversationId, FileId, UserId, WorkspaceId};
 use crate::realtime::{RateKind, RateLimiter, take_token};
 
@@ -38,6 +40,12 @@ impl std::fmt::Debug for UploadFile {
             .finish_non_exhaustive()
     }
 }
+
+/// A downloaded file's plaintext, in pieces, each released only once the chunks it comes from
+/// have authenticated. A failure (a chunk that does not authenticate, a cut or overlong body,
+/// the blob store failing) is an error item, after which the stream ends: whoever relays the
+/// body must then abort rather than end it normally, so the reader sees it incomplete.
+pub type FileBody = BoxStream<'static, DomainResult<Vec<u8>>>;
 
 /// Upload and download of encrypted files.
 #[derive(Clone)]
@@ -152,14 +160,19 @@ impl FileService {
         Ok(record)
     }
 
-    /// A file and its plaintext, for a member of its conversation.
+    /// A file and its plaintext as a stream, for a member of its conversation. The body is
+    /// never held whole: it is read from the blob store and opened chunk by chunk. The file key
+    /// is unwrapped, the blob found and the first piece opened before this returns, so that
+    /// an unreadable file fails here, before anything is sent; a later chunk that fails ends
+    /// the stream with an error item (see [`FileBody`]).
     ///
     /// # Errors
     /// `NotFound` for an unknown id and for anyone who is not a member of the file's
     /// conversation (that refusal is audited as `file_access_denied`); `Internal` when the
-    /// blob is missing or fails authentication.
+    /// name or the key does not open (e.g. a shredded workspace), the blob is missing, or the
+    /// first chunk fails authentication.
     #[tracing::instrument(skip(self), fields(%actor, %id))]
-    pub async fn download(&self, actor: UserId, id: FileId) -> DomainResult<(FileRecord, Vec<u8>)> {
+    pub async fn download(&self, actor: UserId, id: FileId) -> DomainResult<(FileRecord, FileBody)> {
         let stored = self.files.find_file(id).await?.ok_or(DomainError::NotFound)?;
         let member = match self.access.view(actor, stored.conversation_id).await {
             Ok(view) => view.member.is_some(),
@@ -178,12 +191,13 @@ impl FileService {
             return Err(DomainError::NotFound);
         }
         let record = self.open_record(stored).await?;
-        let body =
-            self.blobs.get(&record.storage_key).await?.ok_or(crate::error::RepoError::msg("file blob is missing"))?;
         let ctx = FileContext { workspace: record.workspace_id, conversation: record.conversation_id, file: id };
-        let sealed = SealedFile { key_version: record.key_version, wrapped_key: record.wrapped_file_key.clone(), body };
-        let plaintext = self.cipher.open(&ctx, &sealed).await?;
-        Ok((record, plaintext))
+        let wrapped = Sealed { key_version: record.key_version, bytes: record.wrapped_file_key.clone() };
+        let opener = self.cipher.opener(&ctx, &wrapped).await?;
+        let blob = self.blobs.read(&record.storage_key).await?.ok_or(RepoError::msg("file blob is missing"))?;
+        let mut body = Opening { blob, opener: Some(opener), size: record.size, produced: 0 }.into_body();
+        let first = body.next().await.transpose()?;
+        Ok((record, stream::iter(first.map(Ok)).chain(body).boxed()))
     }
 
     /// Opens a stored row's sealed name.
@@ -213,12 +227,70 @@ impl FileService {
     }
 }
 
+/// A sealed body being opened: the blob's pieces go through the opener; the plaintext must add
+/// up to the recorded size exactly (the size is what `Content-Length` announces).
+struct Opening {
+    blob: BlobStream,
+    /// `None` once the body has ended (or failed).
+    opener: Option<Box<dyn FileOpener>>,
+    size: u64,
+    produced: u64,
+}
+
+impl Opening {
+    /// The plaintext, as a stream that ends after its first error.
+    fn into_body(self) -> FileBody {
+        stream::unfold(Some(self), |state| async move {
+            let mut state = state?;
+            match state.next_piece().await {
+                Ok(Some(piece)) => Some((Ok(piece), Some(state))),
+                Ok(None) => None,
+                Err(e) => Some((Err(e.into()), None)),
+            }
+        })
+        .boxed()
+    }
+
+    /// The next non-empty piece of plaintext, `None` after the last.
+    async fn next_piece(&mut self) -> Result<Option<Vec<u8>>, RepoError> {
+        loop {
+            if self.opener.is_none() {
+                return Ok(None);
+            }
+            let mut plaintext = Vec::new();
+            match self.blob.next().await {
+                Some(sealed) => {
+                    let sealed = sealed?;
+                    if let Some(opener) = self.opener.as_mut() {
+                        opener.push(&sealed, &mut plaintext)?;
+                    }
+                }
+                None => {
+                    if let Some(opener) = self.opener.take() {
+                        opener.finish(&mut plaintext)?;
+                    }
+                }
+            }
+            self.produced += plaintext.len() as u64;
+            if self.produced > self.size {
+                return Err(RepoError::msg("file body is longer than its recorded size"));
+            }
+            if self.opener.is_none() && self.produced != self.size {
+                return Err(RepoError::msg("file body is shorter than its recorded size"));
+            }
+            if !plaintext.is_empty() {
+                return Ok(Some(plaintext));
+            }
+        }
+    }
+}
+
 /// The seal context of a file's name: bound to its workspace, conversation and id.
 fn name_ctx(record: &FileRecord) -> SealContext {
-    SealContext {
-        workspace: record.workspace_id,
-        conversation: record.conversation_id,
-        message: MessageId::from_uuid(record.id.as_uuid()),
-        field: "file-name",
-    }
+    stored_name_ctx(record.workspace_id, record.conversation_id, record.id)
+}
+
+/// [`name_ctx`] from a row's ids (what opens the names of a message's attachments).
+pub(crate) fn stored_name_ctx(workspace: WorkspaceId, conversation: ConversationId, file: FileId) -> SealContext {
+    FileContext { workspace, conversation, file }.name_seal_context()
 }

@@ -4,14 +4,18 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use futures_util::stream::{self, StreamExt};
 
 use crate::audit::AuditAction;
-use crate::cipher::SealContext;
+use crate::cipher::{SealContext, Sealed};
 use crate::conversation::ConversationRole::{Admin, Member as Plain};
 use crate::conversation::ConversationType;
 use crate::error::{DomainError, RepoError};
-use crate::file::{BlobStore, FileCipher, FileContext, FileRepository, SealedFile, StoredFile, UploadFile};
-use crate::ids::{FileId, MessageId, UserId};
+use crate::file::{
+    BlobStore, BlobStream, FileBody, FileCipher, FileContext, FileOpener, FileRepository, FileSeals, SealedFile,
+    SealedFileRow, StoredFile, UploadFile,
+};
+use crate::ids::{FileId, MessageId, UserId, WorkspaceId};
 use crate::realtime::RateKind;
 use crate::tests::{Scene, fake_open, fake_seal};
 
@@ -38,18 +42,73 @@ impl FileRepository for MemoryFiles {
     async fn find_file(&self, id: FileId) -> Result<Option<StoredFile>, RepoError> {
         Ok(self.rows.lock().expect("files lock").iter().find(|f| f.id == id).cloned())
     }
+
+    async fn find_files(&self, ids: &[FileId]) -> Result<Vec<StoredFile>, RepoError> {
+        Ok(self.rows.lock().expect("files lock").iter().filter(|f| ids.contains(&f.id)).cloned().collect())
+    }
+
+    async fn sealed_files_in_workspace(
+        &self,
+        workspace: WorkspaceId,
+        below_version: i32,
+        after: Option<FileId>,
+        limit: u32,
+    ) -> Result<Vec<SealedFileRow>, RepoError> {
+        let mut rows: Vec<SealedFileRow> = self
+            .all()
+            .into_iter()
+            .filter(|f| f.workspace_id == workspace && after.is_none_or(|a| f.id.as_uuid() > a.as_uuid()))
+            .filter(|f| f.key_version < below_version || f.name.key_version < below_version)
+            .map(|f| SealedFileRow { id: f.id, conversation_id: f.conversation_id, seals: f.seals() })
+            .collect();
+        rows.sort_by_key(|r| r.id.as_uuid());
+        rows.truncate(limit as usize);
+        Ok(rows)
+    }
+
+    async fn replace_file_seals(&self, id: FileId, expected: &FileSeals, new: &FileSeals) -> Result<bool, RepoError> {
+        let mut rows = self.rows.lock().expect("files lock");
+        let Some(row) = rows.iter_mut().find(|f| f.id == id && f.seals() == *expected) else { return Ok(false) };
+        row.name = new.name.clone();
+        row.wrapped_file_key = new.file_key.bytes.clone();
+        row.key_version = new.file_key.key_version;
+        Ok(true)
+    }
 }
 
-/// Blobs in memory.
+impl MemoryFiles {
+    /// Changes a stored row in place (to test what the service does with odd rows).
+    pub(crate) fn update(&self, id: FileId, change: impl FnOnce(&mut StoredFile)) {
+        let mut rows = self.rows.lock().expect("files lock");
+        change(rows.iter_mut().find(|f| f.id == id).expect("the row exists"));
+    }
+}
+
+/// Blobs in memory, read back in pieces of [`MemoryBlobs::PIECE`] bytes; the read stream can
+/// be made to fail after some pieces, as a store that drops the connection would.
 #[derive(Debug, Default)]
 pub(crate) struct MemoryBlobs {
     objects: Mutex<HashMap<String, Vec<u8>>>,
+    fail_after: Mutex<Option<usize>>,
 }
 
 impl MemoryBlobs {
+    /// Bytes per piece of a read stream.
+    pub(crate) const PIECE: usize = 7;
+
     /// Every stored object.
     pub(crate) fn all(&self) -> Vec<(String, Vec<u8>)> {
         self.objects.lock().expect("blobs lock").iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Changes a stored object in place.
+    pub(crate) fn update(&self, key: &str, change: impl FnOnce(&mut Vec<u8>)) {
+        change(self.objects.lock().expect("blobs lock").get_mut(key).expect("the object exists"));
+    }
+
+    /// Makes later read streams yield an error after `pieces` pieces.
+    pub(crate) fn fail_reads_after(&self, pieces: usize) {
+        *self.fail_after.lock().expect("blobs lock") = Some(pieces);
     }
 }
 
@@ -60,8 +119,14 @@ impl BlobStore for MemoryBlobs {
         Ok(())
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, RepoError> {
-        Ok(self.objects.lock().expect("blobs lock").get(key).cloned())
+    async fn read(&self, key: &str) -> Result<Option<BlobStream>, RepoError> {
+        let Some(bytes) = self.objects.lock().expect("blobs lock").get(key).cloned() else { return Ok(None) };
+        let mut pieces: Vec<Result<Vec<u8>, RepoError>> = bytes.chunks(Self::PIECE).map(|c| Ok(c.to_vec())).collect();
+        if let Some(after) = *self.fail_after.lock().expect("blobs lock") {
+            pieces.truncate(after);
+            pieces.push(Err(RepoError::msg("connection reset")));
+        }
+        Ok(Some(stream::iter(pieces).boxed()))
     }
 
     async fn delete(&self, key: &str) -> Result<(), RepoError> {
@@ -70,7 +135,9 @@ impl BlobStore for MemoryBlobs {
     }
 }
 
-/// The fake content cipher applied to a whole file, bound to (workspace, conversation, file).
+/// A stand-in for the chunked cipher: the body is [`fake_seal`]'s header for the file, then
+/// the plaintext with every byte flipped; the file key is "wrapped" by the fake content
+/// cipher. Its opener checks the header as it arrives and releases plaintext piece by piece.
 #[derive(Debug)]
 pub(crate) struct FakeFileCipher;
 
@@ -83,17 +150,65 @@ fn file_ctx(ctx: &FileContext) -> SealContext {
     }
 }
 
+fn key_ctx(ctx: &FileContext) -> SealContext {
+    SealContext { field: "file-key", ..file_ctx(ctx) }
+}
+
 #[async_trait]
 impl FileCipher for FakeFileCipher {
     async fn seal(&self, ctx: &FileContext, plaintext: &[u8]) -> Result<SealedFile, RepoError> {
-        let sealed = fake_seal(&file_ctx(ctx), plaintext);
-        Ok(SealedFile { key_version: sealed.key_version, wrapped_key: b"wrapped".to_vec(), body: sealed.bytes })
+        let body = fake_seal(&file_ctx(ctx), plaintext);
+        let key = fake_seal(&key_ctx(ctx), b"file key");
+        Ok(SealedFile { key_version: key.key_version, wrapped_key: key.bytes, body: body.bytes })
     }
 
-    async fn open(&self, ctx: &FileContext, sealed: &SealedFile) -> Result<Vec<u8>, RepoError> {
-        let as_sealed = crate::cipher::Sealed { key_version: sealed.key_version, bytes: sealed.body.clone() };
-        fake_open(&file_ctx(ctx), &as_sealed).ok_or(RepoError::msg("file does not open"))
+    async fn opener(&self, ctx: &FileContext, wrapped: &Sealed) -> Result<Box<dyn FileOpener>, RepoError> {
+        fake_open(&key_ctx(ctx), wrapped).ok_or(RepoError::msg("file key does not unwrap"))?;
+        Ok(Box::new(FakeOpener { header: fake_seal(&file_ctx(ctx), b"").bytes, seen: 0, failed: false }))
     }
+}
+
+/// Opens [`FakeFileCipher`]'s bodies incrementally.
+struct FakeOpener {
+    header: Vec<u8>,
+    /// Header bytes checked so far.
+    seen: usize,
+    failed: bool,
+}
+
+impl FileOpener for FakeOpener {
+    fn push(&mut self, sealed: &[u8], plaintext: &mut Vec<u8>) -> Result<(), RepoError> {
+        if self.failed {
+            return Err(RepoError::msg("opener already failed"));
+        }
+        let take = (self.header.len() - self.seen).min(sealed.len());
+        if sealed[..take] != self.header[self.seen..self.seen + take] {
+            self.failed = true;
+            return Err(RepoError::msg("file header does not match"));
+        }
+        self.seen += take;
+        plaintext.extend(sealed[take..].iter().map(|b| b ^ 0xA5));
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>, _plaintext: &mut Vec<u8>) -> Result<(), RepoError> {
+        if self.failed || self.seen < self.header.len() {
+            return Err(RepoError::msg("file body is cut short"));
+        }
+        Ok(())
+    }
+}
+
+/// The whole plaintext of a download, or the first error.
+async fn collect(body: FileBody) -> Result<Vec<u8>, DomainError> {
+    let mut out = Vec::new();
+    let mut body = body;
+    while let Some(piece) = body.next().await {
+        let piece = piece?;
+        assert!(!piece.is_empty(), "no empty pieces");
+        out.extend_from_slice(&piece);
+    }
+    Ok(out)
 }
 
 fn upload(scene: &Scene, conversation: &crate::conversation::Conversation, name: &str, bytes: &[u8]) -> UploadFile {
@@ -129,9 +244,96 @@ async fn a_member_uploads_and_downloads_a_file_sealed_under_a_random_storage_key
     assert!(!rows[0].name.bytes.windows(5).any(|w| w == b"notes"), "the stored name is sealed");
     assert_eq!((rows[0].id, rows[0].size, rows[0].key_version), (record.id, 15, record.key_version));
 
-    let (found, plaintext) = h.chat.files.download(bob.id, record.id).await.expect("download");
+    let (found, body) = h.chat.files.download(bob.id, record.id).await.expect("download");
     assert_eq!(found, record);
-    assert_eq!(plaintext, b"the secret plan");
+    assert_eq!(collect(body).await.expect("plaintext"), b"the secret plan");
+}
+
+#[tokio::test]
+async fn a_download_streams_the_plaintext_piece_by_piece_as_the_blob_arrives() {
+    let mut scene = Scene::new();
+    let alice = scene.alice.clone();
+    let group = scene.conversation(ConversationType::Group, &[(&alice, Admin)]);
+    let content: Vec<u8> = (0..1000_u32).map(|i| b"streamed"[i as usize % 8]).collect();
+    let up = upload(&scene, &group, "big.txt", &content);
+    let h = scene.build();
+    let record = h.chat.files.upload(alice.id, up).await.expect("upload");
+
+    let (_, mut body) = h.chat.files.download(alice.id, record.id).await.expect("download");
+    let mut pieces = Vec::new();
+    while let Some(piece) = body.next().await {
+        pieces.push(piece.expect("piece"));
+    }
+    // 7-byte blob pieces: many pieces, none larger than what arrived, together the file.
+    assert!(pieces.len() > 100, "{} pieces", pieces.len());
+    assert!(pieces.iter().all(|p| !p.is_empty() && p.len() <= MemoryBlobs::PIECE));
+    assert_eq!(pieces.concat(), content);
+}
+
+#[tokio::test]
+async fn a_file_that_fails_before_its_first_piece_is_refused_before_anything_is_sent() {
+    let mut scene = Scene::new();
+    let alice = scene.alice.clone();
+    let group = scene.conversation(ConversationType::Group, &[(&alice, Admin)]);
+    let (a, b, c) = (
+        upload(&scene, &group, "a", b"first file"),
+        upload(&scene, &group, "b", b"second file"),
+        upload(&scene, &group, "c", b"third file"),
+    );
+    let h = scene.build();
+    let tampered = h.chat.files.upload(alice.id, a).await.expect("upload");
+    let missing = h.chat.files.upload(alice.id, b).await.expect("upload");
+    let foreign_key = h.chat.files.upload(alice.id, c).await.expect("upload");
+
+    h.blobs.update(&tampered.storage_key, |bytes| bytes[0] ^= 1);
+    h.blobs.delete(&missing.storage_key).await.expect("delete");
+    // The wrapped key of another file does not unwrap for this one.
+    let other_key = tampered.wrapped_file_key.clone();
+    h.file_rows.update(foreign_key.id, |row| row.wrapped_file_key = other_key);
+    for id in [tampered.id, missing.id, foreign_key.id] {
+        assert!(matches!(h.chat.files.download(alice.id, id).await, Err(DomainError::Internal(_))));
+    }
+}
+
+#[tokio::test]
+async fn a_failure_mid_stream_ends_the_body_with_an_error() {
+    let mut scene = Scene::new();
+    let alice = scene.alice.clone();
+    let group = scene.conversation(ConversationType::Group, &[(&alice, Admin)]);
+    let content = vec![b'x'; 500];
+    let (first, second, third) = (
+        upload(&scene, &group, "a", &content),
+        upload(&scene, &group, "b", &content),
+        upload(&scene, &group, "c", &content),
+    );
+    let h = scene.build();
+    let cut = h.chat.files.upload(alice.id, first).await.expect("upload");
+    let longer = h.chat.files.upload(alice.id, second).await.expect("upload");
+    let shorter = h.chat.files.upload(alice.id, third).await.expect("upload");
+
+    // The recorded size is what the response announces: a body that does not add up to it fails.
+    h.file_rows.update(longer.id, |row| row.size = 499);
+    h.file_rows.update(shorter.id, |row| row.size = 501);
+    for id in [longer.id, shorter.id] {
+        let (_, body) = h.chat.files.download(alice.id, id).await.expect("the first piece opens");
+        assert!(matches!(collect(body).await, Err(DomainError::Internal(_))));
+    }
+
+    // The store drops the connection after 20 pieces: some plaintext, then an error, then nothing.
+    h.blobs.fail_reads_after(20);
+    let (_, mut body) = h.chat.files.download(alice.id, cut.id).await.expect("the first piece opens");
+    let mut received = 0;
+    let mut failed = false;
+    while let Some(piece) = body.next().await {
+        assert!(!failed, "nothing follows the error");
+        match piece {
+            Ok(piece) => received += piece.len(),
+            Err(DomainError::Internal(_)) => failed = true,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(failed);
+    assert!(received > 0 && received < content.len(), "{received}");
 }
 
 #[tokio::test]

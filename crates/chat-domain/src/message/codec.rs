@@ -1,9 +1,10 @@
 use std::sync::Arc;
 
-use super::model::{Message, StoredMessage};
+use super::model::{Attachment, AttachmentKind, Message, StoredMessage};
 use crate::cipher::{ContentCipher, SealContext, Sealed};
 use crate::conversation::Conversation;
 use crate::error::{DomainError, DomainResult};
+use crate::file::{FileName, StoredFile, stored_name_ctx};
 use crate::ids::MessageId;
 
 /// Seals content on the way into a store and opens it on the way out.
@@ -37,10 +38,10 @@ impl MessageCodec {
         Ok(self.cipher.seal(&context(conversation, message), content.as_bytes()).await?)
     }
 
-    /// Decrypts a stored message of `conversation`.
+    /// Decrypts a stored message of `conversation`, and the names of its attachments.
     ///
     /// # Errors
-    /// `Internal` when the ciphertext does not authenticate (tampering, a row moved) or is not
+    /// `Internal` when a ciphertext does not authenticate (tampering, a row moved) or is not
     /// UTF-8.
     pub async fn open(&self, conversation: &Conversation, stored: StoredMessage) -> DomainResult<Message> {
         let content = match &stored.content {
@@ -50,6 +51,10 @@ impl MessageCodec {
             }
             None => String::new(),
         };
+        let mut attachments = Vec::with_capacity(stored.attachments.len());
+        for file in stored.attachments {
+            attachments.push(self.open_attachment(file).await?);
+        }
         Ok(Message {
             id: stored.id,
             conversation_id: stored.conversation_id,
@@ -61,10 +66,26 @@ impl MessageCodec {
             reply_to_id: stored.reply_to_id,
             reply_count: stored.reply_count,
             reactions: stored.reactions,
+            attachments,
             is_encrypted: conversation.is_encrypted,
             edited_at: stored.edited_at,
             deleted_at: stored.deleted_at,
             created_at: stored.created_at,
+        })
+    }
+
+    /// Opens an attached file's name, sealed under its own row's context (as the files service
+    /// sealed it).
+    async fn open_attachment(&self, file: StoredFile) -> DomainResult<Attachment> {
+        let ctx = stored_name_ctx(file.workspace_id, file.conversation_id, file.id);
+        let name = self.cipher.open(&ctx, &file.name).await?;
+        let name = String::from_utf8(name).map_err(|e| DomainError::Internal(Box::new(e)))?;
+        Ok(Attachment {
+            id: file.id,
+            kind: AttachmentKind::of(&file.content_type),
+            name: FileName::from_stored(name),
+            content_type: file.content_type,
+            size: file.size,
         })
     }
 

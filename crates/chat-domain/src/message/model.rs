@@ -2,7 +2,8 @@ use chrono::{DateTime, Utc};
 
 use crate::cipher::Sealed;
 use crate::error::DomainError;
-use crate::ids::{ConversationId, MessageId, UserId};
+use crate::file::{FileName, StoredFile};
+use crate::ids::{ConversationId, FileId, MessageId, UserId};
 use crate::text::char_len;
 
 /// What kind of message it is.
@@ -68,6 +69,18 @@ impl MessageBody {
         Ok(Self(sanitized))
     }
 
+    /// Validates the already-sanitised caption of a message with attachments: as
+    /// [`Self::plain`], except that a blank caption is allowed (and kept as `""`).
+    ///
+    /// # Errors
+    /// `TooLarge` past the limit.
+    pub fn caption(sanitized: String, max_chars: usize) -> Result<Self, DomainError> {
+        if char_len(&sanitized) > max_chars {
+            return Err(DomainError::TooLarge { field: "content", max: max_chars });
+        }
+        if sanitized.trim().is_empty() { Ok(Self(String::new())) } else { Ok(Self(sanitized)) }
+    }
+
     /// Validates an end-to-end envelope `{v, senderDevice, recipients: {deviceId: {header,
     /// ciphertext}}}` serialised as JSON, kept byte for byte.
     ///
@@ -123,6 +136,47 @@ pub struct Reaction {
     pub user_ids: Vec<UserId>,
 }
 
+/// How an attachment is shown: an image when the type detected from its bytes is `image/*`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AttachmentKind {
+    /// An `image/*` file.
+    Image,
+    /// Any other file.
+    File,
+}
+
+impl AttachmentKind {
+    /// The kind of a file whose detected MIME type is `content_type`.
+    #[must_use]
+    pub fn of(content_type: &str) -> Self {
+        if content_type.starts_with("image/") { Self::Image } else { Self::File }
+    }
+
+    /// The wire spelling.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::File => "file",
+        }
+    }
+}
+
+/// A file attached to a message, its name opened: what a message shows of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    /// The file (downloadable at `GET /files/:id` by the conversation's members).
+    pub id: FileId,
+    /// Image or file, from the detected type.
+    pub kind: AttachmentKind,
+    /// The sanitised file name.
+    pub name: FileName,
+    /// The MIME type detected from the file's magic bytes.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
 /// A message as a store keeps it: content sealed, `None` once deleted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredMessage {
@@ -146,6 +200,9 @@ pub struct StoredMessage {
     pub reply_count: i64,
     /// Reactions, grouped by emoji in order of first use.
     pub reactions: Vec<Reaction>,
+    /// The attached files' rows (names sealed), in the order the sender listed them; none
+    /// once deleted.
+    pub attachments: Vec<StoredFile>,
     /// Set when edited.
     pub edited_at: Option<DateTime<Utc>>,
     /// Set when deleted.
@@ -177,6 +234,8 @@ pub struct Message {
     pub reply_count: i64,
     /// Reactions.
     pub reactions: Vec<Reaction>,
+    /// Attached files, in the sender's order; none once deleted.
+    pub attachments: Vec<Attachment>,
     /// Whether `content` is an end-to-end envelope.
     pub is_encrypted: bool,
     /// Set when edited.
@@ -204,6 +263,9 @@ pub struct NewMessage {
     pub content: Sealed,
     /// Thread root.
     pub reply_to_id: Option<MessageId>,
+    /// Files to attach, in order (validated by the service: distinct files of this
+    /// conversation); the store links them in the insert's transaction.
+    pub attachments: Vec<FileId>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
 }

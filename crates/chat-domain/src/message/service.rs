@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use super::codec::MessageCodec;
-use super::model::{Message, MessageBody, MessagePage, MessageType, MessageWindow, NewMessage};
+use super::model::{AttachmentKind, Message, MessageBody, MessagePage, MessageType, MessageWindow, NewMessage};
 use super::ports::{InsertOutcome, MessageRepository};
 use crate::Limits;
 use crate::access::{Access, View};
@@ -11,13 +11,17 @@ use crate::clock::Clock;
 use crate::conversation::{ConversationRole, ConversationService};
 use crate::error::{DomainError, DomainResult};
 use crate::event::{DomainEvent, EventPublisher};
-use crate::ids::{ConversationId, MessageId, UserId};
+use crate::file::{BlobStore, FileRepository, StoredFile};
+use crate::ids::{ConversationId, FileId, MessageId, UserId};
 use crate::reaction::Emoji;
 use crate::realtime::{RateKind, RateLimiter, take_token};
 use crate::search::Indexer;
 
 /// Longest accepted `clientMsgId`.
 pub const MAX_CLIENT_MSG_ID_LEN: usize = 128;
+
+/// Most files one message may carry.
+pub const MAX_ATTACHMENTS: usize = 10;
 
 /// A message to send.
 #[derive(Clone, Debug)]
@@ -31,6 +35,9 @@ pub struct SendMessage {
     /// Idempotency key: the same key from the same sender in the same conversation yields the
     /// original message.
     pub client_msg_id: Option<String>,
+    /// Files to attach, in order: each uploaded to this conversation, each once, at most
+    /// [`MAX_ATTACHMENTS`], none in an end-to-end conversation.
+    pub attachments: Vec<FileId>,
 }
 
 /// Whether a send stored something new.
@@ -57,6 +64,10 @@ impl Sent {
 pub struct MessageService {
     access: Access,
     messages: Arc<dyn MessageRepository>,
+    /// Looks up the files a message attaches.
+    files: Arc<dyn FileRepository>,
+    /// Removes the bodies of files that go with a deleted message.
+    blobs: Arc<dyn BlobStore>,
     conversations: ConversationService,
     codec: MessageCodec,
     sanitizer: Arc<dyn ContentSanitizer>,
@@ -82,6 +93,8 @@ impl MessageService {
     pub fn new(
         access: Access,
         messages: Arc<dyn MessageRepository>,
+        files: Arc<dyn FileRepository>,
+        blobs: Arc<dyn BlobStore>,
         conversations: ConversationService,
         codec: MessageCodec,
         sanitizer: Arc<dyn ContentSanitizer>,
@@ -91,7 +104,21 @@ impl MessageService {
         limits: Limits,
         audit: Auditor,
     ) -> Self {
-        Self { access, messages, conversations, codec, sanitizer, limiter, events, clock, limits, search: None, audit }
+        Self {
+            access,
+            messages,
+            files,
+            blobs,
+            conversations,
+            codec,
+            sanitizer,
+            limiter,
+            events,
+            clock,
+            limits,
+            search: None,
+            audit,
+        }
     }
 
     /// Indexes plain-text messages for search after each committed send and edit, and drops
@@ -103,8 +130,9 @@ impl MessageService {
     }
 
     /// Validates content for `view`'s conversation: an opaque envelope in E2E conversations,
-    /// sanitised plain text elsewhere.
-    fn body(&self, view: &View, raw: String) -> DomainResult<MessageBody> {
+    /// sanitised plain text elsewhere — which may be blank when the message has attachments
+    /// (`captioned`: the text is their optional caption).
+    fn body(&self, view: &View, raw: String, captioned: bool) -> DomainResult<MessageBody> {
         if view.conversation.is_encrypted {
             return MessageBody::envelope(raw);
         }
@@ -112,16 +140,67 @@ impl MessageService {
         if raw.chars().count() > self.limits.max_message_chars {
             return Err(DomainError::TooLarge { field: "content", max: self.limits.max_message_chars });
         }
-        MessageBody::plain(self.sanitizer.sanitize(&raw), self.limits.max_message_chars)
+        let sanitized = self.sanitizer.sanitize(&raw);
+        if captioned {
+            MessageBody::caption(sanitized, self.limits.max_message_chars)
+        } else {
+            MessageBody::plain(sanitized, self.limits.max_message_chars)
+        }
     }
 
-    /// Sends a message. Assigns the next `seq`, moves the sender's watermark to it, and
-    /// publishes `message:new`. A repeated `clientMsgId` returns the original unchanged.
+    /// The rows of the files a message in `view`'s conversation attaches, in the request's
+    /// order. A file of another conversation or workspace is answered exactly like an unknown
+    /// id, so that the answer tells nothing about files the sender cannot see.
+    ///
+    /// # Errors
+    /// `Validation` on `attachments` when any id is not a file of this conversation.
+    async fn attached_files(&self, view: &View, ids: &[FileId]) -> DomainResult<Vec<StoredFile>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = self.files.find_files(ids).await?;
+        let conversation = &view.conversation;
+        ids.iter()
+            .map(|id| {
+                found
+                    .iter()
+                    .find(|f| f.id == *id && f.conversation_id == conversation.id)
+                    .filter(|f| f.workspace_id == conversation.workspace_id)
+                    .cloned()
+                    .ok_or_else(|| DomainError::invalid("attachments", "unknown file"))
+            })
+            .collect()
+    }
+
+    /// After a delete committed: removes the bodies of the attached files that the store
+    /// dropped with the message (those of its sender attached to no other message). Best
+    /// effort: a failure leaves an unreferenced sealed blob behind and is only logged.
+    async fn remove_dropped_blobs(&self, attached: &[StoredFile]) {
+        let ids: Vec<FileId> = attached.iter().map(|f| f.id).collect();
+        let kept = match self.files.find_files(&ids).await {
+            Ok(kept) => kept,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not tell which attachments went with a deleted message");
+                return;
+            }
+        };
+        for file in attached.iter().filter(|f| !kept.iter().any(|k| k.id == f.id)) {
+            if let Err(e) = self.blobs.delete(&file.storage_key).await {
+                tracing::warn!(error = %e, file = %file.id, "the blob of a deleted attachment was left behind");
+            }
+        }
+    }
+
+    /// Sends a message, with its attachments. Assigns the next `seq`, moves the sender's
+    /// watermark to it, and publishes `message:new`. A repeated `clientMsgId` returns the
+    /// original unchanged.
     ///
     /// # Errors
     /// `NotFound`; `Forbidden` for non-members (except DOCUMENT chats, which the sender joins);
-    /// `Conflict` when archived; `TooLarge`/`Validation` for bad content; `NotFound` for a
-    /// `replyToId` outside the conversation.
+    /// `Conflict` when archived; `TooLarge`/`Validation` for bad content, type or attachments
+    /// (more than [`MAX_ATTACHMENTS`], a file twice, any in an end-to-end conversation, an id
+    /// that is not a file of this conversation; `image`/`file` without attachments);
+    /// `NotFound` for a `replyToId` outside the conversation.
     #[tracing::instrument(skip(self, req), fields(actor = %actor, conversation = %id))]
     pub async fn send(&self, actor: UserId, id: ConversationId, req: SendMessage) -> DomainResult<Sent> {
         let view = self.access.view(actor, id).await?;
@@ -137,14 +216,9 @@ impl MessageService {
             }
         }
         view.ensure_writable()?;
-        let kind = req.kind.unwrap_or(MessageType::Text);
-        if kind == MessageType::System {
-            return Err(DomainError::invalid("type", "system messages are made by the server"));
-        }
-        if view.conversation.is_encrypted && !matches!(kind, MessageType::Text | MessageType::File) {
-            return Err(DomainError::invalid("type", "must be text or file in an encrypted conversation"));
-        }
-        let body = self.body(&view, req.content)?;
+        check_attachments(&req.attachments, view.conversation.is_encrypted)?;
+        requested_kind(req.kind, !req.attachments.is_empty(), view.conversation.is_encrypted)?;
+        let body = self.body(&view, req.content, !req.attachments.is_empty())?;
         self.take_send_token(actor).await?;
         let reply_to_id = match req.reply_to_id {
             Some(parent) => {
@@ -155,6 +229,8 @@ impl MessageService {
             }
             None => None,
         };
+        let files = self.attached_files(&view, &req.attachments).await?;
+        let kind = message_kind(req.kind, &files)?;
         if view.joins_by_posting() {
             match self.conversations.join(&view.conversation, actor, ConversationRole::Member).await {
                 Ok(_) | Err(DomainError::Conflict(_)) => {}
@@ -171,6 +247,7 @@ impl MessageService {
             kind,
             content,
             reply_to_id,
+            attachments: req.attachments,
             created_at: self.clock.now(),
         };
         match self.messages.insert_message(&new).await? {
@@ -268,7 +345,8 @@ impl MessageService {
         if stored.deleted_at.is_some() {
             return Err(DomainError::Conflict("message is deleted"));
         }
-        let body = self.body(&view, content)?;
+        // Attachments never change; with some, the caption may be edited to nothing.
+        let body = self.body(&view, content, !stored.attachments.is_empty())?;
         let sealed = self.codec.seal(&view.conversation, id, body.as_str()).await?;
         let edited = self.messages.edit_message(id, &sealed, self.clock.now()).await?;
         let edited = edited.ok_or(DomainError::Conflict("message is deleted"))?;
@@ -286,7 +364,9 @@ impl MessageService {
     }
 
     /// Deletes a message (soft): its author, or a moderator or admin of the conversation.
-    /// Deleting a deleted message is a no-op.
+    /// Deleting a deleted message is a no-op. Its attachments go with it; the files among them
+    /// that its sender uploaded and no other message attaches are deleted too (row with the
+    /// message, blob after the commit).
     ///
     /// # Errors
     /// `NotFound`; `Forbidden` otherwise; `Conflict` when archived.
@@ -315,6 +395,9 @@ impl MessageService {
             return Ok(());
         }
         self.messages.delete_message(id, self.clock.now()).await?.ok_or(DomainError::NotFound)?;
+        if !stored.attachments.is_empty() {
+            self.remove_dropped_blobs(&stored.attachments).await;
+        }
         if let Some(search) = &self.search {
             search.forget(id).await;
         }
@@ -393,5 +476,68 @@ impl MessageService {
             })
             .await;
         Ok(message)
+    }
+}
+
+/// The shape of a request's attachment list: at most [`MAX_ATTACHMENTS`], each file once, and
+/// none in an end-to-end conversation (whose clients would have to encrypt them themselves;
+/// see docs/e2e.md).
+///
+/// # Errors
+/// `Validation` on `attachments`.
+fn check_attachments(ids: &[FileId], encrypted: bool) -> DomainResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    if encrypted {
+        return Err(DomainError::invalid("attachments", "are not available in end-to-end encrypted conversations"));
+    }
+    if ids.len() > MAX_ATTACHMENTS {
+        return Err(DomainError::invalid("attachments", format!("at most {MAX_ATTACHMENTS} files per message")));
+    }
+    if ids.iter().enumerate().any(|(i, id)| ids[..i].contains(id)) {
+        return Err(DomainError::invalid("attachments", "a file is attached twice"));
+    }
+    Ok(())
+}
+
+/// Checks a requested `type` against what the request carries: `system` is the server's
+/// alone; an end-to-end conversation takes `text` or `file` (the envelope says what it is);
+/// elsewhere `image` and `file` need attachments and `text` has none.
+///
+/// # Errors
+/// `Validation` on `type`.
+fn requested_kind(requested: Option<MessageType>, with_attachments: bool, encrypted: bool) -> DomainResult<()> {
+    let Some(kind) = requested else { return Ok(()) };
+    match kind {
+        MessageType::System => Err(DomainError::invalid("type", "system messages are made by the server")),
+        MessageType::Text | MessageType::File if encrypted => Ok(()),
+        _ if encrypted => Err(DomainError::invalid("type", "must be text or file in an encrypted conversation")),
+        MessageType::Text if with_attachments => {
+            Err(DomainError::invalid("type", "a message with attachments is an image or file message"))
+        }
+        MessageType::Image | MessageType::File if !with_attachments => {
+            Err(DomainError::invalid("type", "image and file messages need attachments"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The type of a message with `files` attached (already checked by [`requested_kind`]): the
+/// requested one, else `image` when every attachment is an image, `file` when some is not,
+/// `text` without attachments.
+///
+/// # Errors
+/// `Validation` on `type` when `image` is requested for files that are not all images.
+fn message_kind(requested: Option<MessageType>, files: &[StoredFile]) -> DomainResult<MessageType> {
+    let all_images = files.iter().all(|f| AttachmentKind::of(&f.content_type) == AttachmentKind::Image);
+    match requested {
+        Some(MessageType::Image) if !all_images => {
+            Err(DomainError::invalid("type", "image messages attach images only"))
+        }
+        Some(kind) => Ok(kind),
+        None if files.is_empty() => Ok(MessageType::Text),
+        None if all_images => Ok(MessageType::Image),
+        None => Ok(MessageType::File),
     }
 }

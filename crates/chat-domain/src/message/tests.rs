@@ -9,9 +9,14 @@ use crate::conversation::ConversationRole::{Admin, Member as Plain, Moderator};
 use crate::conversation::{Conversation, ConversationType};
 use crate::error::DomainError;
 use crate::event::DomainEvent;
+use crate::file::{BlobStore, FileName, FileRepository, StoredFile, stored_name_ctx};
+use crate::ids::{FileId, WorkspaceId};
 use crate::ids::{MessageId, UserId};
-use crate::tests::{Scene, assert_invalid, conversation, minutes_ago, now, open_text, stored_from_new, stored_message};
+use crate::tests::{
+    Scene, assert_invalid, conversation, fake_seal, minutes_ago, now, open_text, stored_from_new, stored_message,
+};
 use crate::user::User;
+use uuid::Uuid;
 
 // ----------------------------------------------------------------------------- content
 
@@ -92,7 +97,7 @@ fn message_types_parse_in_any_case() {
 // ----------------------------------------------------------------------------- send
 
 fn text(content: &str) -> SendMessage {
-    SendMessage { content: content.to_owned(), kind: None, reply_to_id: None, client_msg_id: None }
+    SendMessage { content: content.to_owned(), kind: None, reply_to_id: None, client_msg_id: None, attachments: vec![] }
 }
 
 type Inserts = Arc<Mutex<Vec<NewMessage>>>;
@@ -913,4 +918,301 @@ async fn an_author_deleting_their_own_message_is_not_audited() {
     h.chat.messages.delete(bob.id, message.id).await.unwrap();
 
     assert!(h.audit().is_empty());
+}
+
+// ----------------------------------------------------------------------------- attachments
+
+/// A file row of `c` uploaded by `uploader`, its name sealed as the files service seals it.
+fn file_row(c: &Conversation, uploader: UserId, name: &str, content_type: &str, size: u64) -> StoredFile {
+    let id = FileId::generate();
+    StoredFile {
+        id,
+        workspace_id: c.workspace_id,
+        conversation_id: c.id,
+        uploader,
+        name: fake_seal(&stored_name_ctx(c.workspace_id, c.id, id), name.as_bytes()),
+        content_type: content_type.to_owned(),
+        size,
+        storage_key: Uuid::new_v4().simple().to_string(),
+        wrapped_file_key: b"wrapped".to_vec(),
+        key_version: 1,
+        created_at: minutes_ago(5),
+    }
+}
+
+/// Stores each insert as a store would: at `seq`, with the rows of the files it links (from
+/// `files`, in the order the message lists them).
+fn expect_insert_with_files(scene: &mut Scene, seq: i64, files: Vec<StoredFile>) -> Inserts {
+    let inserts: Inserts = Arc::default();
+    let log = inserts.clone();
+    scene.mocks.messages.expect_insert_message().times(1).returning(move |new| {
+        log.lock().unwrap().push(new.clone());
+        let linked = new.attachments.iter().filter_map(|id| files.iter().find(|f| f.id == *id).cloned()).collect();
+        Ok(InsertOutcome::Inserted(StoredMessage { attachments: linked, ..stored_from_new(new, seq) }))
+    });
+    inserts
+}
+
+fn with_files(content: &str, files: &[&StoredFile]) -> SendMessage {
+    SendMessage { attachments: files.iter().map(|f| f.id).collect(), ..text(content) }
+}
+
+async fn store_files(h: &crate::tests::Harness, files: &[&StoredFile]) {
+    for file in files {
+        h.file_rows.insert_file(file).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn attachments_are_linked_in_order_and_come_back_with_their_names_opened() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    let (pdf, png) = (
+        file_row(&c, alice.id, "Q3 report.pdf", "application/pdf", 2048),
+        file_row(&c, alice.id, "chart.png", "image/png", 67),
+    );
+    let inserts = expect_insert_with_files(&mut scene, 1, vec![pdf.clone(), png.clone()]);
+    let h = scene.build();
+    store_files(&h, &[&pdf, &png]).await;
+
+    let sent = h.chat.messages.send(alice.id, c.id, with_files("the numbers", &[&pdf, &png])).await.unwrap();
+
+    let new = inserts.lock().unwrap().remove(0);
+    assert_eq!(new.attachments, vec![pdf.id, png.id], "the store links them in the sender's order");
+    assert_eq!(new.kind, MessageType::File, "not every attachment is an image");
+    let message = sent.message();
+    assert_eq!(message.kind, MessageType::File);
+    assert_eq!(message.content, "the numbers");
+    assert_eq!(
+        message.attachments,
+        vec![
+            Attachment {
+                id: pdf.id,
+                kind: AttachmentKind::File,
+                name: FileName::from_stored("Q3 report.pdf".to_owned()),
+                content_type: "application/pdf".to_owned(),
+                size: 2048,
+            },
+            Attachment {
+                id: png.id,
+                kind: AttachmentKind::Image,
+                name: FileName::from_stored("chart.png".to_owned()),
+                content_type: "image/png".to_owned(),
+                size: 67,
+            },
+        ]
+    );
+    assert_eq!(
+        h.events(),
+        vec![DomainEvent::MessageCreated { workspace_id: c.workspace_id, message: message.clone() }]
+    );
+}
+
+#[tokio::test]
+async fn without_a_type_a_message_is_an_image_when_every_attachment_is_one_else_a_file() {
+    let cases: [(&[(&str, &str)], MessageType); 3] = [
+        (&[("a.png", "image/png"), ("b.webp", "image/webp")], MessageType::Image),
+        (&[("a.png", "image/png"), ("notes.txt", "text/plain")], MessageType::File),
+        (&[("blob.bin", "application/octet-stream")], MessageType::File),
+    ];
+    for (files, expected) in cases {
+        let mut scene = Scene::new();
+        let (c, alice, _) = group(&mut scene);
+        let rows: Vec<StoredFile> = files.iter().map(|(name, ty)| file_row(&c, alice.id, name, ty, 1)).collect();
+        let inserts = expect_insert_with_files(&mut scene, 1, rows.clone());
+        let h = scene.build();
+        let refs: Vec<&StoredFile> = rows.iter().collect();
+        store_files(&h, &refs).await;
+
+        let sent = h.chat.messages.send(alice.id, c.id, with_files("", &refs)).await.unwrap();
+
+        assert_eq!(inserts.lock().unwrap()[0].kind, expected, "{files:?}");
+        assert_eq!(sent.message().kind, expected);
+    }
+}
+
+#[tokio::test]
+async fn an_explicit_type_must_agree_with_the_attachments() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    let (png, pdf) =
+        (file_row(&c, alice.id, "a.png", "image/png", 1), file_row(&c, alice.id, "b.pdf", "application/pdf", 1));
+    let inserts = expect_insert_with_files(&mut scene, 1, vec![png.clone()]);
+    let h = scene.build();
+    store_files(&h, &[&png, &pdf]).await;
+    let typed = |kind, files: &[&StoredFile]| SendMessage { kind: Some(kind), ..with_files("caption", files) };
+
+    for kind in [MessageType::Image, MessageType::File] {
+        assert_invalid(h.chat.messages.send(alice.id, c.id, typed(kind, &[])).await, "type");
+    }
+    assert_invalid(h.chat.messages.send(alice.id, c.id, typed(MessageType::Text, &[&png])).await, "type");
+    assert_invalid(h.chat.messages.send(alice.id, c.id, typed(MessageType::Image, &[&png, &pdf])).await, "type");
+    // `file` may label any attachments, images included.
+    let sent = h.chat.messages.send(alice.id, c.id, typed(MessageType::File, &[&png])).await.unwrap();
+    assert_eq!((sent.message().kind, inserts.lock().unwrap().len()), (MessageType::File, 1));
+}
+
+#[tokio::test]
+async fn a_file_of_another_conversation_or_workspace_or_an_unknown_id_is_an_unknown_file() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    let (other_group, _, _) = group(&mut scene);
+    let elsewhere = conversation(ConversationType::Group, WorkspaceId::generate(), scene.outsider.id);
+    let mine = file_row(&c, alice.id, "mine.txt", "text/plain", 3);
+    let of_other_group = file_row(&other_group, alice.id, "other.txt", "text/plain", 3);
+    let of_other_workspace = file_row(&elsewhere, scene.outsider.id, "theirs.txt", "text/plain", 3);
+    // Moved rows: the conversation is right but the workspace is not.
+    let mismatched =
+        StoredFile { workspace_id: WorkspaceId::generate(), ..file_row(&c, alice.id, "x", "text/plain", 1) };
+    refuse_insert(&mut scene);
+    let h = scene.build();
+    store_files(&h, &[&mine, &of_other_group, &of_other_workspace, &mismatched]).await;
+
+    let unknown = file_row(&c, alice.id, "never uploaded", "text/plain", 1);
+    for bad in [&of_other_group, &of_other_workspace, &mismatched, &unknown] {
+        let result = h.chat.messages.send(alice.id, c.id, with_files("see attached", &[&mine, bad])).await;
+        match result {
+            Err(DomainError::Validation { field: "attachments", message }) => assert_eq!(message, "unknown file"),
+            other => panic!("expected an unknown file, got {other:?}"),
+        }
+    }
+    assert!(h.events().is_empty());
+}
+
+#[tokio::test]
+async fn at_most_ten_distinct_attachments_are_accepted() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    let rows: Vec<StoredFile> = (0..11).map(|i| file_row(&c, alice.id, &format!("{i}.txt"), "text/plain", 1)).collect();
+    let inserts = expect_insert_with_files(&mut scene, 1, rows.clone());
+    let h = scene.build();
+    let refs: Vec<&StoredFile> = rows.iter().collect();
+    store_files(&h, &refs).await;
+
+    assert_invalid(h.chat.messages.send(alice.id, c.id, with_files("eleven", &refs)).await, "attachments");
+    assert_invalid(
+        h.chat.messages.send(alice.id, c.id, with_files("twice", &[refs[0], refs[1], refs[0]])).await,
+        "attachments",
+    );
+    assert!(inserts.lock().unwrap().is_empty());
+
+    let sent = h.chat.messages.send(alice.id, c.id, with_files("ten", &refs[..MAX_ATTACHMENTS])).await.unwrap();
+    assert_eq!(sent.message().attachments.len(), MAX_ATTACHMENTS);
+    assert_eq!(inserts.lock().unwrap()[0].attachments, rows[..10].iter().map(|f| f.id).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn attachments_are_refused_in_an_encrypted_conversation() {
+    let mut scene = Scene::new();
+    let (c, alice) = encrypted_dm(&mut scene);
+    let file = file_row(&c, alice.id, "secret.pdf", "application/pdf", 9);
+    let inserts = expect_insert(&mut scene, 1);
+    let h = scene.build();
+    store_files(&h, &[&file]).await;
+
+    for kind in [None, Some(MessageType::File)] {
+        let req = SendMessage { kind, ..with_files(ENVELOPE, &[&file]) };
+        assert_invalid(h.chat.messages.send(alice.id, c.id, req).await, "attachments");
+    }
+    // A `file` message whose envelope carries the (client-encrypted) file needs no attachments.
+    let req = SendMessage { kind: Some(MessageType::File), ..text(ENVELOPE) };
+    let sent = h.chat.messages.send(alice.id, c.id, req).await.unwrap();
+    assert_eq!((sent.message().kind, inserts.lock().unwrap()[0].attachments.len()), (MessageType::File, 0));
+}
+
+#[tokio::test]
+async fn a_blank_caption_is_accepted_only_with_attachments() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    let png = file_row(&c, alice.id, "a.png", "image/png", 1);
+    let inserts = expect_insert_with_files(&mut scene, 1, vec![png.clone()]);
+    let h = scene.build();
+    store_files(&h, &[&png]).await;
+
+    for blank in ["", "   ", "<b></b>"] {
+        assert_invalid(h.chat.messages.send(alice.id, c.id, text(blank)).await, "content");
+    }
+    let sent = h.chat.messages.send(alice.id, c.id, with_files(" \n ", &[&png])).await.unwrap();
+    assert_eq!((sent.message().content.as_str(), sent.message().kind), ("", MessageType::Image));
+    let new = inserts.lock().unwrap().remove(0);
+    assert_eq!(open_text(&c, new.id, &new.content), "");
+}
+
+#[tokio::test]
+async fn a_captioned_attachment_may_be_edited_to_no_caption_but_a_text_may_not() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    let png = file_row(&c, alice.id, "a.png", "image/png", 1);
+    let captioned = StoredMessage {
+        kind: MessageType::Image,
+        attachments: vec![png.clone()],
+        ..stored_message(&c, alice.id, 1, "look")
+    };
+    let plain = stored_message(&c, alice.id, 2, "words");
+    scene.mocks.with_message(&captioned);
+    scene.mocks.with_message(&plain);
+    let before = captioned.clone();
+    scene.mocks.messages.expect_edit_message().times(1).returning(move |_, sealed, at| {
+        Ok(Some(StoredMessage { content: Some(sealed.clone()), edited_at: Some(at), ..before.clone() }))
+    });
+    let service = scene.build().chat.messages;
+
+    let edited = service.edit(alice.id, captioned.id, "  ".to_owned()).await.unwrap();
+    assert_eq!(edited.content, "");
+    assert_eq!(edited.attachments.len(), 1, "an edit keeps the attachments");
+    assert_invalid(service.edit(alice.id, plain.id, "  ".to_owned()).await, "content");
+}
+
+#[tokio::test]
+async fn a_replayed_send_returns_the_originals_attachments() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    let pdf = file_row(&c, alice.id, "contract.pdf", "application/pdf", 10);
+    let original = StoredMessage {
+        client_msg_id: Some("c-1".to_owned()),
+        kind: MessageType::File,
+        attachments: vec![pdf.clone()],
+        ..stored_message(&c, alice.id, 5, "signed")
+    };
+    let found = original.clone();
+    scene.mocks.messages.expect_find_by_client_msg_id().returning(move |_, _, _| Ok(Some(found.clone())));
+    refuse_insert(&mut scene);
+    let h = scene.build();
+
+    // The retry does not even name the file again: the original answers.
+    let req = SendMessage { client_msg_id: Some("c-1".to_owned()), ..text("signed") };
+    let Sent::Replayed(message) = h.chat.messages.send(alice.id, c.id, req).await.unwrap() else {
+        panic!("expected a replay")
+    };
+    assert_eq!(message.id, original.id);
+    assert_eq!(
+        message.attachments.iter().map(|a| (a.id, a.name.as_str(), a.kind)).collect::<Vec<_>>(),
+        vec![(pdf.id, "contract.pdf", AttachmentKind::File)]
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_message_removes_the_blobs_of_the_files_the_store_dropped_with_it() {
+    let mut scene = Scene::new();
+    let (c, alice, bob) = group(&mut scene);
+    let dropped = file_row(&c, alice.id, "mine.png", "image/png", 1);
+    let kept = file_row(&c, bob.id, "bobs.pdf", "application/pdf", 1);
+    let message = StoredMessage {
+        kind: MessageType::File,
+        attachments: vec![dropped.clone(), kept.clone()],
+        ..stored_message(&c, alice.id, 1, "two files")
+    };
+    scene.mocks.with_message(&message);
+    expect_delete(&mut scene, &message);
+    let h = scene.build();
+    // After the delete's commit the store holds only the row it kept (bob uploaded it).
+    store_files(&h, &[&kept]).await;
+    h.blobs.put(&dropped.storage_key, b"sealed png".to_vec()).await.unwrap();
+    h.blobs.put(&kept.storage_key, b"sealed pdf".to_vec()).await.unwrap();
+
+    h.chat.messages.delete(alice.id, message.id).await.unwrap();
+
+    let left: Vec<String> = h.blobs.all().into_iter().map(|(key, _)| key).collect();
+    assert_eq!(left, vec![kept.storage_key.clone()]);
+    assert_eq!(h.events(), vec![deleted_event(&c, &message)]);
 }

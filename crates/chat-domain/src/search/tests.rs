@@ -329,7 +329,7 @@ async fn a_caller_with_no_searchable_conversation_gets_nothing_without_a_lookup(
 // ----------------------------------------------------------------------------- indexing hooks
 
 fn text(content: &str) -> SendMessage {
-    SendMessage { content: content.to_owned(), kind: None, reply_to_id: None, client_msg_id: None }
+    SendMessage { content: content.to_owned(), kind: None, reply_to_id: None, client_msg_id: None, attachments: vec![] }
 }
 
 type Entries = Arc<Mutex<Vec<IndexEntry>>>;

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
@@ -62,10 +62,27 @@ pub(crate) const CLOSE_GOING_AWAY: u16 = 1001;
 /// anyway (the sender of the missing one died between commit and publish; clients `resume`).
 const GAP_WAIT: Duration = Duration::from_millis(750);
 
+/// The shards of every index: a power of two, about four per core, so that pushes to
+/// different conversations rarely meet on a lock.
+fn shard_count() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    (cores * 4).next_power_of_two()
+}
+
+/// What the hub keeps of one socket: where its pushes go, and which subscriptions it holds.
 struct Conn {
+    id: ConnId,
     user: Uuid,
     tx: mpsc::Sender<Outbound>,
     kill: Arc<Kill>,
+    /// Taken before any shard lock (never the other way round).
+    subs: Mutex<Subs>,
+}
+
+#[derive(Default)]
+struct Subs {
+    /// Set once the socket is unregistered: nothing subscribes it any more.
+    gone: bool,
     workspaces: HashSet<Uuid>,
     /// Conversations subscribed as a member.
     member_of: HashSet<Uuid>,
@@ -73,11 +90,15 @@ struct Conn {
     following: HashSet<Uuid>,
 }
 
+/// Sockets by id.
+type Sockets = HashMap<ConnId, Arc<Conn>>;
+
+/// The conversations of one shard: their subscribers, and the sequencers of their
+/// `message:new` pushes. Lock order: `sequencers`, then `subscribers`.
 #[derive(Default)]
-struct State {
-    conns: HashMap<ConnId, Conn>,
-    by_conversation: HashMap<Uuid, HashSet<ConnId>>,
-    by_workspace: HashMap<Uuid, HashSet<ConnId>>,
+struct ConversationShard {
+    subscribers: RwLock<HashMap<Uuid, Sockets>>,
+    sequencers: Mutex<HashMap<Uuid, Sequencer>>,
 }
 
 #[derive(Default)]
@@ -87,9 +108,18 @@ struct Sequencer {
 }
 
 /// Local fan-out.
+///
+/// Every index is sharded by the hash of its key (conversation, workspace, user, socket), so
+/// a push takes one read lock on its conversation's shard, and joins and leaves elsewhere do
+/// not wait for it. A conversation's entry (and its sequencer) goes when its last local
+/// subscriber does; a socket's subscriptions are kept on the socket, and a user's sockets
+/// are indexed, so that a member leaving is a lookup.
 pub struct Hub {
-    state: RwLock<State>,
-    sequencers: Mutex<HashMap<Uuid, Sequencer>>,
+    conversations: Box<[ConversationShard]>,
+    workspaces: Box<[RwLock<HashMap<Uuid, Sockets>>]>,
+    users: Box<[RwLock<HashMap<Uuid, Sockets>>]>,
+    sockets: Box<[RwLock<Sockets>]>,
+    mask: usize,
     next_id: AtomicU64,
     /// Frames handed to socket queues (`chat_ws_frames_out_total`).
     pub(crate) frames_out: Counter,
@@ -99,7 +129,7 @@ pub struct Hub {
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hub").finish_non_exhaustive()
+        f.debug_struct("Hub").field("shards", &self.conversations.len()).finish_non_exhaustive()
     }
 }
 
@@ -107,115 +137,165 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-impl State {
-    fn subscribe(&mut self, id: ConnId, conversation: Uuid) {
-        self.by_conversation.entry(conversation).or_default().insert(id);
-    }
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
-    fn unsubscribe(&mut self, id: ConnId, conversation: Uuid) {
-        if let Some(set) = self.by_conversation.get_mut(&conversation) {
-            set.remove(&id);
-            if set.is_empty() {
-                self.by_conversation.remove(&conversation);
-            }
-        }
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Adds `conn` to the set under `key`.
+fn insert(map: &RwLock<HashMap<Uuid, Sockets>>, key: Uuid, conn: &Arc<Conn>) -> bool {
+    let mut map = write(map);
+    let set = map.entry(key).or_default();
+    set.insert(conn.id, Arc::clone(conn));
+    set.len() == 1
+}
+
+/// Removes `id` from the set under `key`; whether the set is gone (it was the last one).
+fn remove(map: &RwLock<HashMap<Uuid, Sockets>>, key: Uuid, id: ConnId) -> bool {
+    let mut map = write(map);
+    let Some(set) = map.get_mut(&key) else { return false };
+    set.remove(&id);
+    if set.is_empty() {
+        map.remove(&key);
+        return true;
     }
+    false
 }
 
 impl Hub {
     /// An empty hub.
     #[must_use]
     pub fn new() -> Arc<Self> {
+        let shards = shard_count();
         Arc::new(Self {
-            state: RwLock::new(State::default()),
-            sequencers: Mutex::new(HashMap::new()),
+            conversations: (0..shards).map(|_| ConversationShard::default()).collect(),
+            workspaces: (0..shards).map(|_| RwLock::default()).collect(),
+            users: (0..shards).map(|_| RwLock::default()).collect(),
+            sockets: (0..shards).map(|_| RwLock::default()).collect(),
+            mask: shards - 1,
             next_id: AtomicU64::new(1),
             frames_out: Counter::default(),
             slow_consumers: Counter::default(),
         })
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn slot(&self, key: Uuid) -> usize {
+        // Ids are random (v4) or time-ordered with random low bits (v7): the low bits spread.
+        #[allow(clippy::cast_possible_truncation)]
+        let low = key.as_u128() as usize;
+        low & self.mask
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn conversation(&self, conversation: Uuid) -> &ConversationShard {
+        &self.conversations[self.slot(conversation)]
+    }
+
+    fn workspace(&self, workspace: Uuid) -> &RwLock<HashMap<Uuid, Sockets>> {
+        &self.workspaces[self.slot(workspace)]
+    }
+
+    fn user(&self, user: Uuid) -> &RwLock<HashMap<Uuid, Sockets>> {
+        &self.users[self.slot(user)]
+    }
+
+    fn socket_shard(&self, id: ConnId) -> &RwLock<Sockets> {
+        #[allow(clippy::cast_possible_truncation)]
+        let slot = id as usize & self.mask;
+        &self.sockets[slot]
+    }
+
+    fn socket(&self, id: ConnId) -> Option<Arc<Conn>> {
+        read(self.socket_shard(id)).get(&id).cloned()
     }
 
     /// Registers a socket of `user`; pushes for it go to `tx`, and `kill` is notified when it
     /// must close for falling behind.
     pub(crate) fn register(&self, user: Uuid, tx: mpsc::Sender<Outbound>, kill: Arc<Kill>) -> ConnId {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let conn =
-            Conn { user, tx, kill, workspaces: HashSet::new(), member_of: HashSet::new(), following: HashSet::new() };
-        self.write().conns.insert(id, conn);
+        let conn = Arc::new(Conn { id, user, tx, kill, subs: Mutex::default() });
+        write(self.socket_shard(id)).insert(id, Arc::clone(&conn));
+        insert(self.user(user), user, &conn);
         id
     }
 
     /// Forgets a socket; returns the workspaces no local socket is in any more (the node can
     /// leave their bus channels).
     pub(crate) fn unregister(&self, id: ConnId) -> Vec<Uuid> {
-        let mut state = self.write();
-        let Some(conn) = state.conns.remove(&id) else { return Vec::new() };
-        for conversation in conn.member_of.iter().chain(&conn.following) {
-            state.unsubscribe(id, *conversation);
+        let Some(conn) = write(self.socket_shard(id)).remove(&id) else { return Vec::new() };
+        remove(self.user(conn.user), conn.user, id);
+        let subs = {
+            let mut subs = lock(&conn.subs);
+            subs.gone = true;
+            std::mem::take(&mut *subs)
+        };
+        for conversation in subs.member_of.union(&subs.following) {
+            self.unsubscribe(id, *conversation);
         }
-        let mut emptied = Vec::new();
-        for workspace in conn.workspaces {
-            if let Some(set) = state.by_workspace.get_mut(&workspace) {
-                set.remove(&id);
-                if set.is_empty() {
-                    state.by_workspace.remove(&workspace);
-                    emptied.push(workspace);
-                }
-            }
-        }
-        emptied
+        subs.workspaces.into_iter().filter(|workspace| remove(self.workspace(*workspace), *workspace, id)).collect()
     }
 
     /// The socket joined `workspace`, where its user is a member of `heads` (conversation,
     /// last seq). Returns whether it is the first local socket in the workspace.
     pub(crate) fn join_workspace(&self, id: ConnId, workspace: Uuid, heads: &[(Uuid, i64)]) -> bool {
-        self.start_sequencers(heads);
-        let mut state = self.write();
-        let Some(conn) = state.conns.get_mut(&id) else { return false };
-        conn.workspaces.insert(workspace);
-        conn.member_of.extend(heads.iter().map(|(c, _)| *c));
-        for (conversation, _) in heads {
-            state.subscribe(id, *conversation);
+        let Some(conn) = self.socket(id) else { return false };
+        let mut subs = lock(&conn.subs);
+        if subs.gone {
+            return false;
         }
-        let sockets = state.by_workspace.entry(workspace).or_default();
-        sockets.insert(id);
-        sockets.len() == 1
+        subs.workspaces.insert(workspace);
+        for (conversation, last_seq) in heads {
+            subs.member_of.insert(*conversation);
+            self.subscribe(&conn, *conversation, Some(*last_seq));
+        }
+        insert(self.workspace(workspace), workspace, &conn)
     }
 
     /// The socket follows an open conversation it is not a member of.
     pub(crate) fn follow(&self, id: ConnId, conversation: Uuid, last_seq: i64) {
-        self.start_sequencers(&[(conversation, last_seq)]);
-        let mut state = self.write();
-        if let Some(conn) = state.conns.get_mut(&id) {
-            conn.following.insert(conversation);
-            state.subscribe(id, conversation);
+        let Some(conn) = self.socket(id) else { return };
+        let mut subs = lock(&conn.subs);
+        if !subs.gone {
+            subs.following.insert(conversation);
+            self.subscribe(&conn, conversation, Some(last_seq));
         }
     }
 
     /// The socket stops following (it stays subscribed where its user is a member).
     pub(crate) fn unfollow(&self, id: ConnId, conversation: Uuid) {
-        let mut state = self.write();
-        let Some(conn) = state.conns.get_mut(&id) else { return };
-        conn.following.remove(&conversation);
-        if !conn.member_of.contains(&conversation) {
-            state.unsubscribe(id, conversation);
+        let Some(conn) = self.socket(id) else { return };
+        let mut subs = lock(&conn.subs);
+        subs.following.remove(&conversation);
+        if !subs.gone && !subs.member_of.contains(&conversation) {
+            self.unsubscribe(id, conversation);
         }
     }
 
-    fn start_sequencers(&self, heads: &[(Uuid, i64)]) {
-        let mut sequencers = lock(&self.sequencers);
-        for (conversation, last_seq) in heads {
+    /// Subscribes a socket (its `subs` lock held by the caller) to a conversation. With the
+    /// conversation's `last_seq` (read when it joined), a sequencer that does not exist yet
+    /// starts right after it, so that the first push through it is not taken for a gap.
+    fn subscribe(&self, conn: &Arc<Conn>, conversation: Uuid, last_seq: Option<i64>) {
+        let shard = self.conversation(conversation);
+        let mut sequencers = lock(&shard.sequencers);
+        if let Some(last_seq) = last_seq {
             sequencers
-                .entry(*conversation)
+                .entry(conversation)
                 .or_insert_with(|| Sequencer { next: last_seq + 1, pending: BTreeMap::new() });
+        }
+        write(&shard.subscribers).entry(conversation).or_default().insert(conn.id, Arc::clone(conn));
+    }
+
+    /// Unsubscribes a socket; the conversation's sequencer goes with its last subscriber
+    /// (nobody here needs its order any more; the next subscriber starts one from its head).
+    fn unsubscribe(&self, id: ConnId, conversation: Uuid) {
+        let shard = self.conversation(conversation);
+        if remove(&shard.subscribers, conversation, id) {
+            let mut sequencers = lock(&shard.sequencers);
+            if !read(&shard.subscribers).contains_key(&conversation) {
+                sequencers.remove(&conversation);
+            }
         }
     }
 
@@ -225,11 +305,16 @@ impl Hub {
             self.fan_out(&delivery);
             return;
         };
+        let shard = self.conversation(conversation);
         let mut arm_timer = false;
         {
-            let mut sequencers = lock(&self.sequencers);
-            let sequencer =
-                sequencers.entry(conversation).or_insert_with(|| Sequencer { next: seq, pending: BTreeMap::new() });
+            let mut sequencers = lock(&shard.sequencers);
+            let sequencer = match sequencers.get_mut(&conversation) {
+                Some(sequencer) => sequencer,
+                // No sequencer and no subscriber: nobody on this node receives it.
+                None if !read(&shard.subscribers).contains_key(&conversation) => return,
+                None => sequencers.entry(conversation).or_insert(Sequencer { next: seq, pending: BTreeMap::new() }),
+            };
             if seq < sequencer.next {
                 // Late or repeated: sockets drop what they already have.
                 self.fan_out(&delivery);
@@ -258,7 +343,7 @@ impl Hub {
     fn skip_gap(self: &Arc<Self>, conversation: Uuid) {
         let mut rearm = false;
         {
-            let mut sequencers = lock(&self.sequencers);
+            let mut sequencers = lock(&self.conversation(conversation).sequencers);
             let Some(sequencer) = sequencers.get_mut(&conversation) else { return };
             while let Some((&seq, (_, since))) = sequencer.pending.first_key_value() {
                 if seq != sequencer.next && since.elapsed() < GAP_WAIT {
@@ -281,13 +366,11 @@ impl Hub {
         }
     }
 
-    /// Offers a frame to one socket's queue; a full queue marks it slow.
+    /// Offers a frame to one socket's queue; a full queue marks it slow. Whether it was
+    /// queued.
     fn offer(&self, conn: &Conn, out: Outbound) -> bool {
         match conn.tx.try_send(out) {
-            Ok(()) => {
-                self.frames_out.inc();
-                true
-            }
+            Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 // Counted once per socket, however many pushes it misses before it closes.
                 if conn.kill.fire(CLOSE_SLOW_CONSUMER) {
@@ -296,23 +379,25 @@ impl Hub {
                 false
             }
             // The socket is closing; its task unregisters it.
-            Err(mpsc::error::TrySendError::Closed(_)) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
 
+    /// Hands the one serialised frame to each socket: a reference-count bump per recipient,
+    /// under one read lock, and one counter update per push.
     fn fan_out(&self, delivery: &Delivery) {
+        let mut queued = 0_u64;
         match &delivery.route {
             Route::Conversation { conversation, seq, except, left, .. } => {
                 {
-                    let state = self.read();
-                    for id in state.by_conversation.get(conversation).into_iter().flatten() {
-                        let Some(conn) = state.conns.get(id) else { continue };
+                    let subscribers = read(&self.conversation(*conversation).subscribers);
+                    for conn in subscribers.get(conversation).into_iter().flat_map(HashMap::values) {
                         if except.is_some_and(|u| conn.user == u) {
                             continue;
                         }
                         let out =
                             Outbound { frame: delivery.frame.clone(), conversation: Some(*conversation), seq: *seq };
-                        self.offer(conn, out);
+                        queued += u64::from(self.offer(conn, out));
                     }
                 }
                 if let Some(user) = left {
@@ -320,57 +405,56 @@ impl Hub {
                 }
             }
             Route::Workspace { workspace } => {
-                let state = self.read();
-                for id in state.by_workspace.get(workspace).into_iter().flatten() {
-                    if let Some(conn) = state.conns.get(id) {
-                        let out = Outbound { frame: delivery.frame.clone(), conversation: None, seq: None };
-                        self.offer(conn, out);
-                    }
+                let sockets = read(self.workspace(*workspace));
+                for conn in sockets.get(workspace).into_iter().flat_map(HashMap::values) {
+                    let out = Outbound { frame: delivery.frame.clone(), conversation: None, seq: None };
+                    queued += u64::from(self.offer(conn, out));
                 }
             }
             Route::Newcomers { workspace, conversation, users } => {
-                let mut state = self.write();
-                let targets: Vec<ConnId> = state
-                    .by_workspace
-                    .get(workspace)
-                    .into_iter()
-                    .flatten()
-                    .filter(|id| state.conns.get(id).is_some_and(|c| users.contains(&c.user)))
-                    .copied()
-                    .collect();
-                for id in targets {
-                    if let Some(conn) = state.conns.get_mut(&id) {
-                        conn.member_of.insert(*conversation);
-                    }
-                    state.subscribe(id, *conversation);
-                    if let Some(conn) = state.conns.get(&id) {
+                for user in users {
+                    for conn in self.sockets_of(*user) {
+                        {
+                            let mut subs = lock(&conn.subs);
+                            if subs.gone || !subs.workspaces.contains(workspace) {
+                                continue;
+                            }
+                            subs.member_of.insert(*conversation);
+                            self.subscribe(&conn, *conversation, None);
+                        }
                         let out =
                             Outbound { frame: delivery.frame.clone(), conversation: Some(*conversation), seq: None };
-                        self.offer(conn, out);
+                        queued += u64::from(self.offer(&conn, out));
                     }
                 }
             }
         }
+        self.frames_out.inc_by(queued);
+    }
+
+    /// A user's local sockets.
+    fn sockets_of(&self, user: Uuid) -> Vec<Arc<Conn>> {
+        read(self.user(user)).get(&user).map(|set| set.values().cloned().collect()).unwrap_or_default()
     }
 
     /// `user` left `conversation`: their sockets stop receiving it (unless following it).
     fn forget_membership(&self, conversation: Uuid, user: Uuid) {
-        let mut state = self.write();
-        let ids: Vec<ConnId> = state.conns.iter().filter(|(_, c)| c.user == user).map(|(id, _)| *id).collect();
-        for id in ids {
-            let follows = state.conns.get_mut(&id).is_some_and(|c| {
-                c.member_of.remove(&conversation);
-                c.following.contains(&conversation)
-            });
-            if !follows {
-                state.unsubscribe(id, conversation);
+        for conn in self.sockets_of(user) {
+            let mut subs = lock(&conn.subs);
+            subs.member_of.remove(&conversation);
+            if !subs.gone && !subs.following.contains(&conversation) {
+                self.unsubscribe(conn.id, conversation);
             }
         }
     }
 
+    fn every_socket(&self) -> impl Iterator<Item = Arc<Conn>> + '_ {
+        self.sockets.iter().flat_map(|shard| read(shard).values().cloned().collect::<Vec<_>>())
+    }
+
     /// Every local socket's kill switch (graceful shutdown closes them all).
     pub(crate) fn kill_all(&self, code: u16) {
-        for conn in self.read().conns.values() {
+        for conn in self.every_socket() {
             conn.kill.fire(code);
         }
     }
@@ -378,12 +462,115 @@ impl Hub {
     /// Open sockets on this node.
     #[must_use]
     pub fn connections(&self) -> usize {
-        self.read().conns.len()
+        self.sockets.iter().map(|shard| read(shard).len()).sum()
     }
 
     /// Pushes queued for local sockets and not yet written (read when metrics are scraped).
     #[must_use]
     pub fn queued(&self) -> usize {
-        self.read().conns.values().map(|c| c.tx.max_capacity() - c.tx.capacity()).sum()
+        self.sockets
+            .iter()
+            .map(|shard| read(shard).values().map(|c| c.tx.max_capacity() - c.tx.capacity()).sum::<usize>())
+            .sum()
+    }
+
+    /// Conversations with local subscribers, and sequencers kept (what the hub's memory
+    /// follows).
+    #[cfg(test)]
+    fn tracked(&self) -> (usize, usize) {
+        self.conversations
+            .iter()
+            .map(|shard| (read(&shard.subscribers).len(), lock(&shard.sequencers).len()))
+            .fold((0, 0), |(a, b), (c, d)| (a + c, b + d))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn socket(hub: &Hub, user: Uuid) -> (ConnId, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(16);
+        (hub.register(user, tx, Arc::new(Kill::default())), rx)
+    }
+
+    fn message(workspace: Uuid, conversation: Uuid, seq: i64) -> Delivery {
+        let route = Route::Conversation { workspace, conversation, seq: Some(seq), except: None, left: None };
+        Delivery { route, frame: ByteString::from(format!("m{seq}")) }
+    }
+
+    fn left(workspace: Uuid, conversation: Uuid, user: Uuid) -> Delivery {
+        let route = Route::Conversation { workspace, conversation, seq: None, except: None, left: Some(user) };
+        Delivery { route, frame: ByteString::from_static("left") }
+    }
+
+    fn drain(rx: &mut mpsc::Receiver<Outbound>) -> Vec<String> {
+        std::iter::from_fn(|| rx.try_recv().ok()).map(|out| out.frame.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn message_pushes_reach_sockets_in_seq_order_whatever_order_they_arrive_in() {
+        let hub = Hub::new();
+        let (workspace, conversation) = (Uuid::new_v4(), Uuid::new_v4());
+        let (id, mut rx) = socket(&hub, Uuid::new_v4());
+        hub.join_workspace(id, workspace, &[(conversation, 4)]);
+        for seq in [7, 5, 6] {
+            hub.deliver(message(workspace, conversation, seq));
+        }
+        assert_eq!(drain(&mut rx), ["m5", "m6", "m7"]);
+    }
+
+    #[test]
+    fn a_conversation_and_its_sequencer_go_with_its_last_local_subscriber() {
+        let hub = Hub::new();
+        let (workspace, conversation) = (Uuid::new_v4(), Uuid::new_v4());
+        let (ada, _ada_rx) = socket(&hub, Uuid::new_v4());
+        let (bob, _bob_rx) = socket(&hub, Uuid::new_v4());
+        hub.join_workspace(ada, workspace, &[(conversation, 0)]);
+        hub.follow(bob, conversation, 0);
+        assert_eq!(hub.tracked(), (1, 1));
+        hub.unregister(ada);
+        assert_eq!(hub.tracked(), (1, 1), "bob still follows it");
+        hub.unfollow(bob, conversation);
+        assert_eq!(hub.tracked(), (0, 0));
+
+        // A push for a conversation nobody here subscribes to leaves nothing behind.
+        hub.deliver(message(workspace, conversation, 1));
+        assert_eq!(hub.tracked(), (0, 0));
+        assert_eq!(hub.connections(), 1);
+    }
+
+    #[test]
+    fn a_member_who_leaves_stops_receiving_on_every_socket_unless_following() {
+        let hub = Hub::new();
+        let (workspace, conversation) = (Uuid::new_v4(), Uuid::new_v4());
+        let (ada, bob) = (Uuid::new_v4(), Uuid::new_v4());
+        let (tab1, mut tab1_rx) = socket(&hub, ada);
+        let (tab2, mut tab2_rx) = socket(&hub, ada);
+        let (bobs, mut bob_rx) = socket(&hub, bob);
+        for id in [tab1, tab2, bobs] {
+            hub.join_workspace(id, workspace, &[(conversation, 0)]);
+        }
+        hub.follow(tab2, conversation, 0);
+        hub.deliver(left(workspace, conversation, ada));
+        hub.deliver(message(workspace, conversation, 1));
+        assert_eq!(drain(&mut tab1_rx), ["left"]);
+        assert_eq!(drain(&mut tab2_rx), ["left", "m1"], "the second tab follows it");
+        assert_eq!(drain(&mut bob_rx), ["left", "m1"]);
+    }
+
+    #[test]
+    fn unregistering_reports_the_workspaces_left_without_local_sockets() {
+        let hub = Hub::new();
+        let (w1, w2) = (Uuid::new_v4(), Uuid::new_v4());
+        let (a, _a_rx) = socket(&hub, Uuid::new_v4());
+        let (b, _b_rx) = socket(&hub, Uuid::new_v4());
+        assert!(hub.join_workspace(a, w1, &[]));
+        assert!(hub.join_workspace(a, w2, &[]));
+        assert!(!hub.join_workspace(b, w1, &[]));
+        assert_eq!(hub.unregister(a), [w2]);
+        assert_eq!(hub.unregister(b), [w1]);
+        assert_eq!(hub.connections(), 0);
+        assert!(hub.unregister(b).is_empty());
     }
 }

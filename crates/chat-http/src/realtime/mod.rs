@@ -47,7 +47,7 @@ impl Realtime {
         let local = Arc::clone(&hub);
         tokio::spawn(async move {
             while let Some((_, bytes)) = incoming.recv().await {
-                match wire::decode(&bytes) {
+                match wire::decode(bytes) {
                     Some(delivery) => local.deliver(delivery),
                     None => tracing::warn!("undecodable delivery from the cluster bus dropped"),
                 }

@@ -220,11 +220,12 @@ pub(crate) fn encode(delivery: &Delivery) -> Vec<u8> {
     bytes
 }
 
-/// The inverse of [`encode`]; `None` for bytes that are not a delivery.
-pub(crate) fn decode(bytes: &[u8]) -> Option<Delivery> {
+/// The inverse of [`encode`]; `None` for bytes that are not a delivery. The frame keeps the
+/// received buffer (no copy): every local recipient then shares it.
+pub(crate) fn decode(bytes: Vec<u8>) -> Option<Delivery> {
     let split = bytes.iter().position(|&b| b == b'\n')?;
     let route = serde_json::from_slice(&bytes[..split]).ok()?;
-    let frame = ByteString::try_from(bytes::Bytes::copy_from_slice(&bytes[split + 1..])).ok()?;
+    let frame = ByteString::try_from(bytes::Bytes::from(bytes).slice(split + 1..)).ok()?;
     Some(Delivery { route, frame })
 }
 
@@ -244,8 +245,12 @@ mod tests {
             },
             frame: frame("message:new", json!({"x": "line\nbreak"}), None),
         };
-        assert_eq!(decode(&encode(&delivery)), Some(delivery));
-        assert_eq!(decode(b"no newline"), None);
-        assert_eq!(decode(b"{\"to\":\"nowhere\"}\n{}"), None);
+        assert_eq!(decode(encode(&delivery)), Some(delivery));
+        assert_eq!(decode(b"no newline".to_vec()), None);
+        assert_eq!(decode(b"{\"to\":\"nowhere\"}\n{}".to_vec()), None);
+        assert_eq!(
+            decode(b"{\"to\":\"workspace\",\"workspace\":\"00000000-0000-0000-0000-000000000001\"}\n\xff".to_vec()),
+            None
+        );
     }
 }

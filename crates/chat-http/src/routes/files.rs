@@ -7,8 +7,16 @@
 //! itself; everything else (HTML, SVG, XML, scripts, unknown) is `application/octet-stream`.
 //! Downloads always carry `Content-Disposition: attachment`, `X-Content-Type-Options:
 //! nosniff` and `Content-Security-Policy: sandbox; default-src 'none'`.
+//!
+//! A download is streamed: the body is decrypted chunk by chunk as it comes out of the blob
+//! store and sent as it is, never held whole, with `Content-Length` = the plaintext size. What
+//! fails before the first piece (an unreadable key, a missing blob, a first chunk that does
+//! not authenticate) is an ordinary `500 internal`. A later chunk that fails authentication
+//! (or a store that fails mid-way) aborts the response: the connection is closed short of
+//! `Content-Length`, so the client sees a truncated body, never unauthenticated bytes.
 
 use actix_multipart::{Field, Multipart};
+use actix_web::body::SizedStream;
 use actix_web::http::header;
 use actix_web::{HttpResponse, get, post, web};
 use chat_domain::error::DomainError;
@@ -175,7 +183,7 @@ pub(crate) async fn upload(state: web::Data<AppState>, caller: Caller, mut form:
 }
 
 /// Downloads a file (members of its conversation only; anyone else 404), always as an
-/// attachment, sandboxed, never sniffed.
+/// attachment, sandboxed, never sniffed; streamed as it is decrypted (see the module docs).
 #[utoipa::path(tag = "files", responses((status = 200, content_type = "application/octet-stream"), (status = 404)),
     security(("bearer" = [])))]
 #[get("/files/{id}")]
@@ -184,7 +192,8 @@ pub(crate) async fn download(
     caller: Caller,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let (record, plaintext) = state.chat.files.download(caller.0, FileId::from_uuid(*id)).await?;
+    let id = FileId::from_uuid(*id);
+    let (record, body) = state.chat.files.download(caller.0, id).await?;
     let served = SERVED_AS_IS.iter().find(|t| **t == record.content_type).copied().unwrap_or(OCTET_STREAM);
     let content_type = if served == "text/plain" { "text/plain; charset=utf-8" } else { served };
     Ok(HttpResponse::Ok()
@@ -193,7 +202,22 @@ pub(crate) async fn download(
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::CONTENT_SECURITY_POLICY, "sandbox; default-src 'none'"))
         .insert_header((header::CACHE_CONTROL, "private, no-store"))
-        .body(plaintext))
+        .body(SizedStream::new(record.size, body.map(move |piece| aborting(id, piece)))))
+}
+
+/// A piece of a download's body, or the error that aborts the response (logged with its
+/// cause chain: the client only sees the connection close early).
+fn aborting(id: FileId, piece: Result<Vec<u8>, DomainError>) -> Result<bytes::Bytes, DomainError> {
+    piece.map(bytes::Bytes::from).inspect_err(|err| {
+        let mut chain = String::new();
+        let mut source = std::error::Error::source(err);
+        while let Some(cause) = source {
+            chain.push_str(": ");
+            chain.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        tracing::error!(file = %id, cause = %chain, "download aborted mid-stream");
+    })
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 use std::time::Instant;
 
 use actix_web::{HttpResponse, delete, get, patch, post, put, web};
-use chat_domain::ids::{ConversationId, MessageId};
+use chat_domain::ids::{ConversationId, FileId, MessageId};
 use chat_domain::message::{Message as DomainMessage, MessageType, MessageWindow, SendMessage, Sent};
 use chat_protocol::{EditMessageRequest, ListMessagesQuery, Message, Page, ReactionRequest, SendMessageRequest};
 use uuid::Uuid;
@@ -29,14 +29,12 @@ pub(crate) async fn send(
 ) -> ApiResult<HttpResponse> {
     let started = Instant::now();
     let body = body.into_inner();
-    if !body.attachments.is_empty() {
-        return Err(ApiError::invalid("attachments: file uploads are not available on this server yet"));
-    }
     let req = SendMessage {
         content: body.content,
         kind: body.kind.as_deref().map(MessageType::parse).transpose()?,
         reply_to_id: body.reply_to_id.map(MessageId::from_uuid),
         client_msg_id: body.client_msg_id,
+        attachments: body.attachments.iter().map(|a| FileId::from_uuid(a.id)).collect(),
     };
     let sent = state.chat.messages.send(caller.0, ConversationId::from_uuid(*id), req).await;
     state.metrics.message_sent(Transport::Rest, started, &sent);

@@ -1,0 +1,568 @@
+//! Group commit for message inserts.
+//!
+//! `insert_message` does not open a transaction of its own: it queues the message (a bounded
+//! channel per shard) with a oneshot for its outcome, and a batcher task takes everything
+//! queued — up to [`MAX_BATCH`] — and commits it in ONE transaction, answering each sender
+//! only after `COMMIT` returned. One fsync then makes a whole batch durable, instead of one per
+//! message; nothing is acknowledged that is not durable (a failed commit answers every message
+//! of the batch with an error).
+//!
+//! A batch is a fixed number of round trips, whatever its size, because the statements of
+//! one step are *pipelined* on the connection (diesel-async sends futures polled together on
+//! a shared `&AsyncPgConnection` back to back):
+//!
+//! 1. the counter rows of the batch's open conversations are locked, in conversation id order
+//!    (`SELECT … ORDER BY id FOR UPDATE`: a stable order, so two batches — of another shard
+//!    or another node — can never deadlock);
+//! 2. seqs are assigned here, in queue order, per conversation: a message whose `(conversation,
+//!    sender, clientMsgId)` came earlier in the same batch is a duplicate and takes no seq; one
+//!    to an archived or missing conversation takes none either;
+//! 3. every message is inserted by [`insert_one`] (the per-message SQL, shared with a batch of
+//!    one), each conversation's counter moves to its last seq and each sender's watermark to
+//!    the sender's last seq (one statement each for the whole batch), all pipelined;
+//! 4. `COMMIT`.
+//!
+//! A repeat of a message committed *before* the batch (a client retrying after a lost ack) is
+//! not looked for up front — that lookup is a costly multi-array index scan, and repeats are
+//! rare. Its insert conflicts (`ON CONFLICT DO NOTHING` returns no row) instead, the batch rolls
+//! back before anything is acknowledged, and is committed again with the lookup first: then,
+//! once the locks are held (the server runs a pipeline in order), the batch's `clientMsgId`s
+//! are looked up, and every message committed under those locks is seen. A keyed message to
+//! an archived conversation takes that path too, so that a retry gets its original.
+//!
+//! Validating first means no statement is expected to fail, so there are no savepoints (two
+//! more statements per message). If one does fail all the same (a constraint the batch could
+//! not foresee, such as an attachment's file deleted meanwhile), the whole transaction is
+//! rolled back — nothing of it was acknowledged — and each message of the batch is retried
+//! alone, so the failure stays with the message that caused it.
+//!
+//! Conversations are spread over [`SHARDS`] batchers by id, so one conversation's messages
+//! always queue behind each other in one batcher, and batchers commit concurrently on their
+//! own pooled connections.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chat_domain::error::RepoError;
+use chat_domain::message::NewMessage;
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+use diesel::sql_types::{Array, BigInt, Timestamptz, Uuid as SqlUuid};
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures_util::future::{join, join_all, join3};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::messages::{InsertedRows, insert_one};
+use crate::schema::{conversations, messages};
+
+/// The most messages committed in one transaction.
+pub(crate) const MAX_BATCH: usize = 256;
+/// Messages that may wait per shard before senders wait for room (backpressure).
+const QUEUE: usize = 4 * MAX_BATCH;
+/// Batchers, each committing on its own connection; conversations are spread over them.
+pub(crate) const SHARDS: usize = 2;
+
+/// What a batch did with one message (the duplicate's original is read by its sender, after
+/// the commit, on a connection of its own).
+pub(crate) enum Committed {
+    Inserted(Box<InsertedRows>),
+    Duplicate,
+    Archived,
+}
+
+type Reply = oneshot::Sender<Result<Committed, RepoError>>;
+
+struct Request {
+    message: NewMessage,
+    reply: Reply,
+}
+
+/// Batches committed and messages in them, since the store was opened.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    batches: AtomicU64,
+    messages: AtomicU64,
+    largest: AtomicU64,
+}
+
+/// Group-commit figures of a store: how well concurrent sends are being batched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupCommitStats {
+    /// Transactions committed (or attempted) by the batchers.
+    pub batches: u64,
+    /// Messages those transactions carried.
+    pub messages: u64,
+    /// The largest batch so far.
+    pub largest: u64,
+}
+
+/// The senders' end of the batchers.
+#[derive(Clone)]
+pub(crate) struct InsertQueue {
+    shards: Arc<[mpsc::Sender<Request>]>,
+    counters: Arc<Counters>,
+}
+
+impl InsertQueue {
+    /// Starts [`SHARDS`] batchers on the current Tokio runtime. They stop once every clone of
+    /// the queue is dropped.
+    pub(crate) fn start(pool: &Pool<AsyncPgConnection>) -> Self {
+        let counters = Arc::new(Counters::default());
+        let shards = (0..SHARDS)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(QUEUE);
+                tokio::spawn(run(pool.clone(), rx, Arc::clone(&counters)));
+                tx
+            })
+            .collect();
+        Self { shards, counters }
+    }
+
+    /// Queues `message` and waits for the commit of its batch.
+    pub(crate) async fn insert(&self, message: NewMessage) -> Result<Committed, RepoError> {
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(message.conversation_id.as_uuid());
+        let shard = &self.shards[usize::try_from(hash % self.shards.len() as u64).unwrap_or(0)];
+        let (reply, outcome) = oneshot::channel();
+        shard.send(Request { message, reply }).await.map_err(|_| RepoError::msg("the message batcher stopped"))?;
+        outcome.await.map_err(|_| RepoError::msg("the message batcher dropped a message"))?
+    }
+
+    pub(crate) fn stats(&self) -> GroupCommitStats {
+        GroupCommitStats {
+            batches: AtomicU64::load(&self.counters.batches, Ordering::Relaxed),
+            messages: AtomicU64::load(&self.counters.messages, Ordering::Relaxed),
+            largest: AtomicU64::load(&self.counters.largest, Ordering::Relaxed),
+        }
+    }
+}
+
+async fn run(pool: Pool<AsyncPgConnection>, mut rx: mpsc::Receiver<Request>, counters: Arc<Counters>) {
+    let mut requests = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut requests, MAX_BATCH).await > 0 {
+        let size = requests.len() as u64;
+        counters.batches.fetch_add(1, Ordering::Relaxed);
+        counters.messages.fetch_add(size, Ordering::Relaxed);
+        counters.largest.fetch_max(size, Ordering::Relaxed);
+        let span = tracing::debug_span!("insert_batch", size);
+        tracing::Instrument::instrument(commit_requests(&pool, &mut requests), span).await;
+    }
+}
+
+/// Commits the queued requests (draining them) and answers each.
+async fn commit_requests(pool: &Pool<AsyncPgConnection>, requests: &mut Vec<Request>) {
+    let mut conn = match crate::acquire(pool).await {
+        Ok(conn) => conn,
+        Err(e) => return fail_all(requests.drain(..), &e),
+    };
+    let messages: Vec<&NewMessage> = requests.iter().map(|r| &r.message).collect();
+    let mut outcome = commit_batch(&mut conn, &messages, Lookup::Optimistic).await;
+    if matches!(outcome, Err(BatchError::Conflict)) {
+        // A retry of a message committed earlier: look the batch's clientMsgIds up first.
+        outcome = commit_batch(&mut conn, &messages, Lookup::First).await;
+    }
+    drop(messages);
+    match outcome {
+        Ok(outcomes) => {
+            for (request, outcome) in requests.drain(..).zip(outcomes) {
+                let _ = request.reply.send(Ok(outcome));
+            }
+        }
+        Err(e @ (BatchError::Statement(_) | BatchError::Conflict)) if requests.len() > 1 => {
+            let error = e.into_repo();
+            tracing::warn!(error = %error, size = requests.len(), "a message batch failed; retrying its messages one by one");
+            for request in requests.drain(..) {
+                let outcome = commit_batch(&mut conn, &[&request.message], Lookup::First).await;
+                let _ = request.reply.send(
+                    outcome
+                        .map_err(BatchError::into_repo)
+                        .and_then(|mut o| o.pop().ok_or(RepoError::msg("an empty batch outcome"))),
+                );
+            }
+        }
+        Err(e) => fail_all(requests.drain(..), &e.into_repo()),
+    }
+}
+
+fn fail_all(requests: impl Iterator<Item = Request>, error: &RepoError) {
+    let message = error.to_string();
+    for request in requests {
+        let _ = request.reply.send(Err(RepoError::new("committing a batch of messages", message.clone())));
+    }
+}
+
+/// Why a batch did not commit.
+pub(crate) enum BatchError {
+    /// A statement of the batch failed: the transaction rolled back, the messages can be
+    /// retried one by one.
+    Statement(DieselError),
+    /// Beginning or committing failed (the connection is gone, or the commit's fate is
+    /// unknown): every message fails.
+    Transaction(DieselError),
+    /// An optimistic batch met a `clientMsgId` that exists: it rolled back, to be committed
+    /// again with the lookup first.
+    Conflict,
+}
+
+/// Whether a batch looks its `clientMsgId`s up before inserting.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// No: repeats within the batch are caught here, and a repeat of a committed message
+    /// (a client's retry: rare) makes its insert conflict, which rolls the batch back.
+    Optimistic,
+    /// Yes, once the counters are locked (one more statement per batch).
+    First,
+}
+
+impl From<DieselError> for BatchError {
+    fn from(e: DieselError) -> Self {
+        Self::Transaction(e)
+    }
+}
+
+impl BatchError {
+    fn into_repo(self) -> RepoError {
+        match self {
+            Self::Statement(e) => RepoError::new("inserting a message", e),
+            Self::Transaction(e) => RepoError::new("committing a batch of messages", e),
+            Self::Conflict => RepoError::msg("a clientMsgId was taken while its batch committed"),
+        }
+    }
+}
+
+/// What the batch will do with one message, decided before anything is written.
+#[derive(Clone, Copy)]
+enum Plan {
+    Insert(i64),
+    Duplicate,
+    Archived,
+}
+
+/// Decides every message's fate from the locked counters (`last_seq` of each open
+/// conversation of the batch) and the `(conversation, sender, clientMsgId)`s that exist.
+/// Returns the plans, in batch order, and each conversation's new `last_seq`.
+fn plan<'m>(
+    messages: &[&'m NewMessage],
+    counters: Vec<(Uuid, i64)>,
+    existing: Vec<(Uuid, Uuid, Option<String>)>,
+) -> (Vec<Plan>, HashMap<Uuid, i64>) {
+    let mut last_seq: HashMap<Uuid, i64> = counters.into_iter().collect();
+    let existing: HashSet<(Uuid, Uuid, String)> =
+        existing.into_iter().filter_map(|(c, s, key)| key.map(|key| (c, s, key))).collect();
+    let mut taken: HashSet<(Uuid, Uuid, &'m str)> = HashSet::new();
+    let plans = messages
+        .iter()
+        .map(|m| {
+            let (conversation, sender) = (m.conversation_id.as_uuid(), m.sender_id.as_uuid());
+            let key = m.client_msg_id.as_deref();
+            if let Some(key) = key
+                && (taken.contains(&(conversation, sender, key))
+                    || existing.contains(&(conversation, sender, key.to_owned())))
+            {
+                return Plan::Duplicate;
+            }
+            let Some(last) = last_seq.get_mut(&conversation) else { return Plan::Archived };
+            *last += 1;
+            if let Some(key) = key {
+                taken.insert((conversation, sender, key));
+            }
+            Plan::Insert(*last)
+        })
+        .collect();
+    (plans, last_seq)
+}
+
+/// Commits `messages` in one transaction; the outcomes are in the same order.
+pub(crate) async fn commit_batch(
+    conn: &mut AsyncPgConnection,
+    messages: &[&NewMessage],
+    lookup: Lookup,
+) -> Result<Vec<Committed>, BatchError> {
+    let mut conversation_ids: Vec<Uuid> = messages.iter().map(|m| m.conversation_id.as_uuid()).collect();
+    conversation_ids.sort_unstable();
+    conversation_ids.dedup();
+    let keyed: Vec<&NewMessage> = messages.iter().copied().filter(|m| m.client_msg_id.is_some()).collect();
+    conn.transaction::<_, BatchError, _>(async |conn: &mut AsyncPgConnection| {
+        let conn: &AsyncPgConnection = conn;
+        let locked = conversations::table
+            .filter(conversations::id.eq_any(&conversation_ids))
+            .filter(conversations::archived_at.is_null())
+            .order(conversations::id.asc())
+            .select((conversations::id, conversations::last_seq))
+            .for_update()
+            .load::<(Uuid, i64)>(&mut &*conn);
+        let existing = async {
+            if keyed.is_empty() || lookup == Lookup::Optimistic {
+                return Ok(Vec::new());
+            }
+            let senders: Vec<Uuid> = keyed.iter().map(|m| m.sender_id.as_uuid()).collect();
+            let keys: Vec<&str> = keyed.iter().filter_map(|m| m.client_msg_id.as_deref()).collect();
+            messages::table
+                .filter(messages::conversation_id.eq_any(&conversation_ids))
+                .filter(messages::sender_id.eq_any(senders))
+                .filter(messages::client_msg_id.eq_any(keys))
+                .select((messages::conversation_id, messages::sender_id, messages::client_msg_id))
+                .load::<(Uuid, Uuid, Option<String>)>(&mut &*conn)
+                .await
+        };
+        let (locked, existing) = join(locked, existing).await;
+        let (plans, last_seq) =
+            plan(messages, locked.map_err(BatchError::Statement)?, existing.map_err(BatchError::Statement)?);
+        if lookup == Lookup::Optimistic
+            && messages.iter().zip(&plans).any(|(m, p)| matches!(p, Plan::Archived) && m.client_msg_id.is_some())
+        {
+            // A retry into an archived conversation still gets its original: look it up.
+            return Err(BatchError::Conflict);
+        }
+
+        // The last message of each (conversation, sender): where the sender's watermark goes.
+        let mut watermarks: HashMap<(Uuid, Uuid), (i64, chrono::DateTime<chrono::Utc>)> = HashMap::new();
+        let mut moved: HashSet<Uuid> = HashSet::new();
+        for (message, plan) in messages.iter().zip(&plans) {
+            if let Plan::Insert(seq) = *plan {
+                let conversation = message.conversation_id.as_uuid();
+                moved.insert(conversation);
+                watermarks.insert((conversation, message.sender_id.as_uuid()), (seq, message.created_at));
+            }
+        }
+        let mut watermarks: Vec<_> = watermarks.into_iter().collect();
+        watermarks.sort_unstable_by_key(|(key, _)| *key);
+        let mut counters: Vec<(Uuid, i64)> =
+            last_seq.into_iter().filter(|(conversation, _)| moved.contains(conversation)).collect();
+        counters.sort_unstable();
+
+        let inserts = join_all(messages.iter().zip(&plans).filter_map(|(message, plan)| match *plan {
+            Plan::Insert(seq) => Some(insert_one(conn, message, seq)),
+            Plan::Duplicate | Plan::Archived => None,
+        }));
+        // One statement each for all counters and all watermarks of the batch (constant SQL
+        // over arrays: parsed once per batch instead of one statement per row).
+        let (ids, seqs): (Vec<Uuid>, Vec<i64>) = counters.into_iter().unzip();
+        let counter_updates = join_all((!ids.is_empty()).then(|| {
+            diesel::sql_query(crate::sql::MOVE_COUNTERS)
+                .bind::<Array<SqlUuid>, _>(ids)
+                .bind::<Array<BigInt>, _>(seqs)
+                .execute(&mut &*conn)
+        }));
+        let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((conversation, user), (seq, at)) in watermarks {
+            columns.0.push(conversation);
+            columns.1.push(user);
+            columns.2.push(seq);
+            columns.3.push(at);
+        }
+        let watermark_updates = join_all((!columns.0.is_empty()).then(|| {
+            diesel::sql_query(crate::sql::MOVE_WATERMARKS)
+                .bind::<Array<SqlUuid>, _>(columns.0)
+                .bind::<Array<SqlUuid>, _>(columns.1)
+                .bind::<Array<BigInt>, _>(columns.2)
+                .bind::<Array<Timestamptz>, _>(columns.3)
+                .execute(&mut &*conn)
+        }));
+        // Every statement runs to its end (none is dropped mid-flight); the first error fails
+        // the batch.
+        let (rows, counted, marked) = join3(inserts, counter_updates, watermark_updates).await;
+        counted.into_iter().chain(marked).try_for_each(|r| r.map(drop)).map_err(BatchError::Statement)?;
+        let mut rows = rows.into_iter();
+        plans
+            .iter()
+            .map(|plan| {
+                Ok(match *plan {
+                    Plan::Insert(_) => match rows.next() {
+                        Some(Ok(Some(rows))) => Committed::Inserted(Box::new(rows)),
+                        Some(Ok(None)) => return Err(BatchError::Conflict),
+                        Some(Err(e)) => return Err(BatchError::Statement(e)),
+                        None => return Err(BatchError::Statement(DieselError::NotFound)),
+                    },
+                    Plan::Duplicate => Committed::Duplicate,
+                    Plan::Archived => Committed::Archived,
+                })
+            })
+            .collect()
+    })
+    .await
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use chat_domain::cipher::Sealed;
+    use chat_domain::conversation::{
+        Conversation, ConversationRepository, ConversationRole, ConversationType, Member, NewConversation,
+    };
+    use chat_domain::ids::{ConversationId, MessageId, UserId, WorkspaceId};
+    use chat_domain::message::{MessageRepository, MessageType};
+    use chat_domain::user::{DisplayName, Email, NewUser, PasswordHash, UserRepository};
+    use chat_domain::workspace::{Name, Workspace, WorkspaceRepository};
+    use chrono::Utc;
+
+    use super::*;
+    use crate::PgStore;
+
+    /// A store with one user and `n` open group conversations of theirs.
+    async fn store_with(n: usize) -> Option<(crate::testing::TestDatabase, PgStore, UserId, Vec<ConversationId>)> {
+        let database = crate::testing::fresh_database().await?;
+        let store = PgStore::connect(database.url(), 4).await.expect("connect");
+        let now = Utc::now();
+        let user = NewUser {
+            id: UserId::generate(),
+            email: Email::parse("ada@example.com").expect("e-mail"),
+            display_name: DisplayName::parse("ada").expect("name"),
+            password_hash: PasswordHash("x".to_owned()),
+            created_at: now,
+        };
+        let ada = store.create_user(&user).await.expect("user").id;
+        let workspace = Workspace {
+            id: WorkspaceId::generate(),
+            name: Name::parse("name", "acme").expect("name"),
+            slug: "acme".to_owned(),
+            created_by: ada,
+            created_at: now,
+        };
+        store.create_workspace(&workspace).await.expect("workspace");
+        let mut conversations = Vec::new();
+        for _ in 0..n {
+            let conversation = Conversation {
+                id: ConversationId::generate(),
+                workspace_id: workspace.id,
+                kind: ConversationType::Group,
+                name: Some("general".to_owned()),
+                description: None,
+                icon: None,
+                document_id: None,
+                is_encrypted: false,
+                max_participants: 10,
+                created_by: ada,
+                last_seq: 0,
+                created_at: now,
+                updated_at: now,
+                archived_at: None,
+            };
+            let member = Member {
+                conversation_id: conversation.id,
+                user_id: ada,
+                role: ConversationRole::Admin,
+                joined_at: now,
+                last_read_seq: 0,
+                last_read_at: None,
+                is_muted: false,
+            };
+            conversations.push(conversation.id);
+            let new = NewConversation { conversation, unique_key: None, members: vec![member] };
+            store.create_conversation(&new).await.expect("conversation");
+        }
+        Some((database, store, ada, conversations))
+    }
+
+    fn message(conversation: ConversationId, sender: UserId, key: Option<&str>) -> NewMessage {
+        NewMessage {
+            id: MessageId::generate(),
+            conversation_id: conversation,
+            sender_id: sender,
+            client_msg_id: key.map(str::to_owned),
+            kind: MessageType::Text,
+            content: Sealed { key_version: 1, bytes: vec![1, 2, 3] },
+            reply_to_id: None,
+            attachments: Vec::new(),
+            created_at: Utc::now(),
+        }
+    }
+
+    #[derive(Debug, PartialEq, Eq)]
+    enum Got {
+        Seq(i64),
+        Duplicate,
+        Archived,
+    }
+    use Got::{Archived, Duplicate, Seq};
+
+    /// Commits `messages` as one batch through the batcher's own path, returning each outcome.
+    async fn one_batch(store: &PgStore, messages: Vec<NewMessage>) -> Vec<Result<Got, RepoError>> {
+        let (mut requests, mut outcomes) = (Vec::new(), Vec::new());
+        for message in messages {
+            let (reply, outcome) = oneshot::channel();
+            requests.push(Request { message, reply });
+            outcomes.push(outcome);
+        }
+        commit_requests(&store.pool, &mut requests).await;
+        let mut seqs = Vec::new();
+        for outcome in outcomes {
+            seqs.push(outcome.await.expect("answered").map(|c| match c {
+                Committed::Inserted(rows) => Seq(rows.0.into_domain(&mut HashMap::new()).expect("row").seq),
+                Committed::Duplicate => Duplicate,
+                Committed::Archived => Archived,
+            }));
+        }
+        seqs
+    }
+
+    async fn last_seq(store: &PgStore, conversation: ConversationId) -> i64 {
+        store.find_conversation(conversation).await.expect("find").expect("exists").last_seq
+    }
+
+    #[tokio::test]
+    async fn one_batch_numbers_each_conversation_apart_and_a_repeat_in_it_takes_no_seq() {
+        let Some((_db, store, ada, c)) = store_with(2).await else { return };
+        let batch = vec![
+            message(c[0], ada, None),
+            message(c[1], ada, Some("k")),
+            message(c[0], ada, Some("k")),
+            message(c[0], ada, Some("k")),
+            message(c[1], ada, None),
+            message(c[0], ada, None),
+        ];
+        let outcomes = one_batch(&store, batch.clone()).await;
+        let got: Vec<Got> = outcomes.into_iter().map(|o| o.expect("no error")).collect();
+        assert_eq!(got, [Seq(1), Seq(1), Seq(2), Duplicate, Seq(2), Seq(3)]);
+        assert_eq!((last_seq(&store, c[0]).await, last_seq(&store, c[1]).await), (3, 2));
+        assert_eq!(store.find_message(batch[3].id).await.expect("find"), None, "the repeat is not stored");
+        let original = store.find_by_client_msg_id(c[0], ada, "k").await.expect("find").expect("stored");
+        assert_eq!((original.id, original.seq), (batch[2].id, 2));
+        let member = store.find_member(c[0], ada).await.expect("member").expect("a member");
+        assert_eq!(member.last_read_seq, 3, "the watermark is at the sender's last message");
+
+        // A later batch repeating a committed clientMsgId: its insert conflicts, the batch is
+        // committed again with the lookup first, and the others keep gap-free seqs.
+        let later = one_batch(&store, vec![message(c[0], ada, None), message(c[0], ada, Some("k"))]).await;
+        let got: Vec<Got> = later.into_iter().map(|o| o.expect("no error")).collect();
+        assert_eq!(got, [Seq(4), Duplicate]);
+        assert_eq!(last_seq(&store, c[0]).await, 4);
+
+        // Through the port, a repeat answers with the original.
+        match store.insert_message(&batch[3]).await.expect("insert") {
+            chat_domain::message::InsertOutcome::Duplicate(m) => assert_eq!(m.id, batch[2].id),
+            other => panic!("expected the original, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_that_fails_in_a_batch_fails_alone() {
+        let Some((_db, store, ada, c)) = store_with(2).await else { return };
+        let mut broken = message(c[0], ada, None);
+        broken.reply_to_id = Some(MessageId::generate()); // no such root: a foreign-key violation
+        let batch = vec![message(c[0], ada, None), broken.clone(), message(c[1], ada, None), message(c[0], ada, None)];
+        let outcomes = one_batch(&store, batch).await;
+        assert_eq!(outcomes[0].as_ref().ok(), Some(&Seq(1)));
+        assert!(outcomes[1].is_err(), "{:?}", outcomes[1]);
+        assert_eq!(outcomes[2].as_ref().ok(), Some(&Seq(1)));
+        assert_eq!(outcomes[3].as_ref().ok(), Some(&Seq(2)), "no gap where the failed one was");
+        assert_eq!(store.find_message(broken.id).await.expect("find"), None);
+        assert_eq!(last_seq(&store, c[0]).await, 2);
+    }
+
+    #[tokio::test]
+    async fn an_archived_conversation_in_a_batch_holds_back_no_other() {
+        let Some((_db, store, ada, c)) = store_with(2).await else { return };
+        store.archive_conversation(c[1], Utc::now()).await.expect("archive");
+        let outcomes = one_batch(
+            &store,
+            vec![message(c[1], ada, Some("a")), message(c[0], ada, Some("a")), message(c[1], ada, None)],
+        )
+        .await;
+        let got: Vec<Got> = outcomes.into_iter().map(|o| o.expect("no error")).collect();
+        assert_eq!(got, [Archived, Seq(1), Archived]);
+        assert_eq!((last_seq(&store, c[0]).await, last_seq(&store, c[1]).await), (1, 0));
+    }
+}

@@ -1,0 +1,292 @@
+//! Group commit for message inserts.
+//!
+//! SQLite has one writer, and with `synchronous=FULL` every commit syncs the WAL: committing
+//! each message alone costs one fsync per message. So `insert_message` queues the message (a
+//! bounded channel) with a oneshot for its outcome, and one batcher task takes everything
+//! queued — up to [`MAX_BATCH`] — and inserts it in ONE `BEGIN IMMEDIATE` transaction on a
+//! blocking thread, answering each sender only after `COMMIT` returned: one fsync per batch,
+//! and nothing acknowledged that is not durable (a failed commit fails every message of the
+//! batch).
+//!
+//! Inside the batch each message runs the per-message insert (`messages::insert_in_batch`) in
+//! a savepoint of its own, in queue order: seqs are taken under the write lock exactly as
+//! before (gapless, in commit order), a duplicate `clientMsgId` — also one that came earlier in
+//! the same batch, which the savepoint's reads see — rolls back to the savepoint and consumes
+//! no seq, and a message whose statements fail rolls back alone while the others commit.
+//! Savepoints are in-process here (no round trip), so they cost next to nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chat_domain::error::RepoError;
+use chat_domain::message::{InsertOutcome, NewMessage};
+use diesel::result::Error as DieselError;
+use diesel::sqlite::SqliteConnection;
+use diesel_async::pooled_connection::deadpool::Pool;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::messages::insert_in_batch;
+use crate::store::AsyncSqlite;
+
+/// The most messages committed in one transaction.
+pub(crate) const MAX_BATCH: usize = 256;
+/// Messages that may wait before senders wait for room (backpressure).
+const QUEUE: usize = 4 * MAX_BATCH;
+
+type Outcome = Result<InsertOutcome, RepoError>;
+
+struct Request {
+    message: NewMessage,
+    reply: oneshot::Sender<Outcome>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    batches: AtomicU64,
+    messages: AtomicU64,
+    largest: AtomicU64,
+}
+
+/// Group-commit figures of a store: how well concurrent sends are being batched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupCommitStats {
+    /// Transactions committed (or attempted) by the batcher.
+    pub batches: u64,
+    /// Messages those transactions carried.
+    pub messages: u64,
+    /// The largest batch so far.
+    pub largest: u64,
+}
+
+/// The senders' end of the batcher.
+#[derive(Clone)]
+pub(crate) struct InsertQueue {
+    tx: mpsc::Sender<Request>,
+    counters: Arc<Counters>,
+}
+
+impl InsertQueue {
+    /// Starts the batcher on the current Tokio runtime; it stops once every clone of the queue
+    /// is dropped.
+    pub(crate) fn start(pool: Pool<AsyncSqlite>) -> Self {
+        let counters = Arc::new(Counters::default());
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(pool, rx, Arc::clone(&counters)));
+        Self { tx, counters }
+    }
+
+    /// Queues `message` and waits for the commit of its batch.
+    pub(crate) async fn insert(&self, message: NewMessage) -> Outcome {
+        let (reply, outcome) = oneshot::channel();
+        self.tx.send(Request { message, reply }).await.map_err(|_| RepoError::msg("the message batcher stopped"))?;
+        outcome.await.map_err(|_| RepoError::msg("the message batcher dropped a message"))?
+    }
+
+    pub(crate) fn stats(&self) -> GroupCommitStats {
+        GroupCommitStats {
+            batches: self.counters.batches.load(Ordering::Relaxed),
+            messages: self.counters.messages.load(Ordering::Relaxed),
+            largest: self.counters.largest.load(Ordering::Relaxed),
+        }
+    }
+}
+
+async fn run(pool: Pool<AsyncSqlite>, mut rx: mpsc::Receiver<Request>, counters: Arc<Counters>) {
+    let mut requests = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut requests, MAX_BATCH).await > 0 {
+        let size = requests.len() as u64;
+        counters.batches.fetch_add(1, Ordering::Relaxed);
+        counters.messages.fetch_add(size, Ordering::Relaxed);
+        counters.largest.fetch_max(size, Ordering::Relaxed);
+        let span = tracing::debug_span!("insert_batch", size);
+        tracing::Instrument::instrument(commit_requests(&pool, &mut requests), span).await;
+    }
+}
+
+/// Commits the queued requests (draining them) and answers each.
+async fn commit_requests(pool: &Pool<AsyncSqlite>, requests: &mut Vec<Request>) {
+    let (messages, replies): (Vec<NewMessage>, Vec<_>) = requests.drain(..).map(|r| (r.message, r.reply)).unzip();
+    let outcomes = match pool.get().await {
+        Ok(mut conn) => conn.spawn_blocking(move |c| commit_batch(c, &messages)).await,
+        Err(e) => return fail_all(replies, &RepoError::new("checking out a sqlite connection", e)),
+    };
+    match outcomes {
+        Ok(outcomes) => {
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(outcome.map_err(|e| RepoError::new("inserting a message", e)));
+            }
+        }
+        Err(e) => fail_all(replies, &RepoError::new("committing a batch of messages", e)),
+    }
+}
+
+fn fail_all(replies: Vec<oneshot::Sender<Outcome>>, error: &RepoError) {
+    let message = error.to_string();
+    for reply in replies {
+        let _ = reply.send(Err(RepoError::new("committing a batch of messages", message.clone())));
+    }
+}
+
+/// Inserts `messages` in one immediate transaction, each in a savepoint of its own; the
+/// outcomes are in the same order. `Err` when the transaction itself fails (then nothing of it
+/// committed).
+pub(crate) fn commit_batch(
+    c: &mut SqliteConnection,
+    messages: &[NewMessage],
+) -> Result<Vec<Result<InsertOutcome, DieselError>>, DieselError> {
+    c.immediate_transaction(|c| Ok(messages.iter().map(|message| insert_in_batch(c, message)).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use chat_domain::cipher::Sealed;
+    use chat_domain::conversation::{
+        Conversation, ConversationRepository, ConversationRole, ConversationType, Member, NewConversation,
+    };
+    use chat_domain::ids::{ConversationId, MessageId, UserId, WorkspaceId};
+    use chat_domain::message::{MessageRepository, MessageType};
+    use chat_domain::user::{DisplayName, Email, NewUser, PasswordHash, UserRepository};
+    use chat_domain::workspace::{Name, Workspace, WorkspaceRepository};
+    use chrono::Utc;
+
+    use super::*;
+    use crate::SqliteStore;
+
+    /// A store with one user and `n` open group conversations of theirs.
+    async fn store_with(n: usize) -> (tempfile::TempDir, SqliteStore, UserId, Vec<ConversationId>) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = SqliteStore::open(dir.path().join("chat.db").to_str().expect("utf-8"), 2).await.expect("open");
+        let now = Utc::now();
+        let user = NewUser {
+            id: UserId::generate(),
+            email: Email::parse("ada@example.com").expect("e-mail"),
+            display_name: DisplayName::parse("ada").expect("name"),
+            password_hash: PasswordHash("x".to_owned()),
+            created_at: now,
+        };
+        let ada = store.create_user(&user).await.expect("user").id;
+        let workspace = Workspace {
+            id: WorkspaceId::generate(),
+            name: Name::parse("name", "acme").expect("name"),
+            slug: "acme".to_owned(),
+            created_by: ada,
+            created_at: now,
+        };
+        store.create_workspace(&workspace).await.expect("workspace");
+        let mut conversations = Vec::new();
+        for _ in 0..n {
+            let conversation = Conversation {
+                id: ConversationId::generate(),
+                workspace_id: workspace.id,
+                kind: ConversationType::Group,
+                name: Some("general".to_owned()),
+                description: None,
+                icon: None,
+                document_id: None,
+                is_encrypted: false,
+                max_participants: 10,
+                created_by: ada,
+                last_seq: 0,
+                created_at: now,
+                updated_at: now,
+                archived_at: None,
+            };
+            let member = Member {
+                conversation_id: conversation.id,
+                user_id: ada,
+                role: ConversationRole::Admin,
+                joined_at: now,
+                last_read_seq: 0,
+                last_read_at: None,
+                is_muted: false,
+            };
+            conversations.push(conversation.id);
+            let new = NewConversation { conversation, unique_key: None, members: vec![member] };
+            store.create_conversation(&new).await.expect("conversation");
+        }
+        (dir, store, ada, conversations)
+    }
+
+    fn message(conversation: ConversationId, sender: UserId, key: Option<&str>) -> NewMessage {
+        NewMessage {
+            id: MessageId::generate(),
+            conversation_id: conversation,
+            sender_id: sender,
+            client_msg_id: key.map(str::to_owned),
+            kind: MessageType::Text,
+            content: Sealed { key_version: 1, bytes: vec![1, 2, 3] },
+            reply_to_id: None,
+            attachments: Vec::new(),
+            created_at: Utc::now(),
+        }
+    }
+
+    #[derive(Debug, PartialEq, Eq)]
+    enum Got {
+        Seq(i64),
+        DuplicateOf(MessageId),
+        Archived,
+        Failed,
+    }
+    use Got::{Archived, DuplicateOf, Failed, Seq};
+
+    /// Commits `messages` as one batch, as the batcher does.
+    async fn one_batch(store: &SqliteStore, messages: Vec<NewMessage>) -> Vec<Got> {
+        let outcomes = store.run("a batch", move |c| commit_batch(c, &messages)).await.expect("committed");
+        outcomes
+            .into_iter()
+            .map(|o| match o {
+                Ok(InsertOutcome::Inserted(m)) => Seq(m.seq),
+                Ok(InsertOutcome::Duplicate(m)) => DuplicateOf(m.id),
+                Ok(InsertOutcome::Archived) => Archived,
+                Err(_) => Failed,
+            })
+            .collect()
+    }
+
+    async fn last_seq(store: &SqliteStore, conversation: ConversationId) -> i64 {
+        store.find_conversation(conversation).await.expect("find").expect("exists").last_seq
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_batch_numbers_each_conversation_apart_and_a_repeat_in_it_takes_no_seq() {
+        let (_dir, store, ada, c) = store_with(2).await;
+        let batch = vec![
+            message(c[0], ada, None),
+            message(c[1], ada, Some("k")),
+            message(c[0], ada, Some("k")),
+            message(c[0], ada, Some("k")),
+            message(c[1], ada, None),
+            message(c[0], ada, None),
+        ];
+        let got = one_batch(&store, batch.clone()).await;
+        assert_eq!(got, [Seq(1), Seq(1), Seq(2), DuplicateOf(batch[2].id), Seq(2), Seq(3)]);
+        assert_eq!((last_seq(&store, c[0]).await, last_seq(&store, c[1]).await), (3, 2));
+        assert_eq!(store.find_message(batch[3].id).await.expect("find"), None, "the repeat is not stored");
+        let member = store.find_member(c[0], ada).await.expect("member").expect("a member");
+        assert_eq!(member.last_read_seq, 3, "the watermark is at the sender's last message");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_that_fails_in_a_batch_fails_alone() {
+        let (_dir, store, ada, c) = store_with(2).await;
+        let mut broken = message(c[0], ada, None);
+        broken.reply_to_id = Some(MessageId::generate()); // no such root: a foreign-key violation
+        let batch = vec![message(c[0], ada, None), broken.clone(), message(c[1], ada, None), message(c[0], ada, None)];
+        assert_eq!(one_batch(&store, batch).await, [Seq(1), Failed, Seq(1), Seq(2)]);
+        assert_eq!(store.find_message(broken.id).await.expect("find"), None);
+        assert_eq!(last_seq(&store, c[0]).await, 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_archived_conversation_in_a_batch_holds_back_no_other() {
+        let (_dir, store, ada, c) = store_with(2).await;
+        store.archive_conversation(c[1], Utc::now()).await.expect("archive");
+        let batch = vec![message(c[1], ada, Some("a")), message(c[0], ada, Some("a")), message(c[1], ada, None)];
+        assert_eq!(one_batch(&store, batch).await, [Archived, Seq(1), Archived]);
+        assert_eq!((last_seq(&store, c[0]).await, last_seq(&store, c[1]).await), (1, 0));
+        assert_eq!(store.group_commit_stats().batches, 0, "these batches bypassed the queue");
+        store.insert_message(&message(c[0], ada, None)).await.expect("insert");
+        assert_eq!(store.group_commit_stats(), GroupCommitStats { batches: 1, messages: 1, largest: 1 });
+    }
+}
