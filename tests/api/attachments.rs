@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::files::{self, PNG};
 use crate::helpers::{TestApp, TestUser};
 use crate::on_both_stores;
 
@@ -19,13 +20,8 @@ on_both_stores!(
     deleting_a_message_takes_its_attachments_and_the_senders_file_and_blob,
 );
 
-/// A 1×1 PNG.
-pub(crate) const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xff\xff?\0\x05\xfe\x02\xfe\xa7\x35\x81\x84\0\0\0\0IEND\xaeB`\x82";
-
 /// A minimal PDF.
 pub(crate) const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
-
-const BOUNDARY: &str = "chat-attachments-boundary-Qx7Lr2";
 
 /// Uploads `bytes` as `name` to `conversation` with `POST /files`; the 201 body.
 pub(crate) async fn upload(
@@ -36,32 +32,9 @@ pub(crate) async fn upload(
     name: &str,
     bytes: &[u8],
 ) -> Value {
-    let mut body = Vec::new();
-    for (field, value) in [("workspaceId", workspace), ("conversationId", conversation)] {
-        body.extend_from_slice(
-            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n{value}\r\n").as_bytes(),
-        );
-    }
-    body.extend_from_slice(
-        format!(
-            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
-             Content-Type: application/octet-stream\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
-    let res = app
-        .client
-        .post(format!("{}/files", app.base))
-        .bearer_auth(&user.token)
-        .header("Content-Type", format!("multipart/form-data; boundary={BOUNDARY}"))
-        .body(body)
-        .send()
-        .await
-        .expect("upload sent");
-    assert_eq!(res.status().as_u16(), 201, "upload of {name}");
-    res.json().await.expect("file json")
+    let (reply, _) = files::upload(app, user, workspace, conversation, name, bytes).await;
+    reply.assert_status(201);
+    reply.body
 }
 
 /// The id of an uploaded file.

@@ -44,6 +44,8 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures_util::future::try_join_all;
 use uuid::Uuid;
 
+use crate::server::{redact, with_database};
+
 /// Connections each path may use: the server's default `DATABASE_POOL_SIZE`.
 pub const POOL_SIZE: usize = 16;
 /// Accounts that send, round-robin; all of them are members of every conversation.
@@ -539,36 +541,6 @@ async fn connect(url: &str) -> Result<AsyncPgConnection, NaiveError> {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => Err(NaiveError::Connect { at: at(), source: Box::new(e) }),
         Err(e) => Err(NaiveError::Connect { at: at(), source: Box::new(e) }),
-    }
-}
-
-/// `url` with its database (the path) replaced by `database`, query parameters kept.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[authority_start..].find('/').map_or(base.len(), |i| authority_start + i);
-    let mut out = format!("{}/{database}", &base[..path_start]);
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    out
-}
-
-/// `url` without its password, for messages.
-fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return url.to_owned() };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-            format!("{}{user}@{host}{}", &url[..scheme_end], &rest[authority_end..])
-        }
-        None => url.to_owned(),
     }
 }
 

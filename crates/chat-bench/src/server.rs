@@ -317,14 +317,36 @@ impl FreshDb {
     pub async fn create(admin_url: &str) -> Result<Self, BenchError> {
         let name = format!("bench_{}", random_hex(6));
         execute(admin_url, &format!("CREATE DATABASE \"{name}\"")).await?;
-        let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
-        Ok(Self { admin_url: admin_url.to_owned(), url: format!("{base}/{name}"), name })
+        Ok(Self { admin_url: admin_url.to_owned(), url: with_database(admin_url, &name), name })
     }
 
     /// Drops the database (closing what is still connected).
     pub async fn drop_db(self) {
         let _ = execute(&self.admin_url, &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)).await;
     }
+}
+
+/// `url` with its database (the path) replaced by `database`, everything else kept; `url`
+/// unchanged when it does not parse (connecting to it will say why).
+pub(crate) fn with_database(url: &str, database: &str) -> String {
+    url::Url::parse(url).map_or_else(
+        |_| url.to_owned(),
+        |mut parsed| {
+            parsed.set_path(&format!("/{database}"));
+            parsed.into()
+        },
+    )
+}
+
+/// `url` without its password, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    url::Url::parse(url).map_or_else(
+        |_| "<unparseable URL>".to_owned(),
+        |mut parsed| {
+            let _ = parsed.set_password(None);
+            parsed.into()
+        },
+    )
 }
 
 async fn execute(url: &str, sql: &str) -> Result<(), BenchError> {
