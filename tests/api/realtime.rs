@@ -12,6 +12,7 @@ on_both_stores!(
     messages_reach_members_and_never_anyone_else,
     a_websocket_send_is_acked_with_the_message_and_pushed_to_the_others,
     fifty_rapid_sends_arrive_in_seq_order,
+    one_sockets_pipelined_sends_take_seqs_and_acks_in_frame_order,
     typing_is_pushed_and_expires_with_a_stop,
     presence_follows_connections,
     read_receipts_are_pushed_when_the_watermark_moves,
@@ -113,6 +114,31 @@ async fn fifty_rapid_sends_arrive_in_seq_order(app: TestApp) {
         seqs.push(bob.push("message:new").await["message"]["seq"].as_i64().expect("seq"));
     }
     assert_eq!(seqs, (1..=50).collect::<Vec<_>>(), "bob sees every message once, in seq order");
+}
+
+async fn one_sockets_pipelined_sends_take_seqs_and_acks_in_frame_order(app: TestApp) {
+    let cast = app.cast().await;
+    let channel = app.channel(&cast.alice, cast.workspace, "pipelined", &[&cast.bob]).await;
+    let mut alice = app.ws_in(&cast.alice, cast.workspace).await;
+    // 80 frames without waiting: more than the 64 a socket may have waiting for commits.
+    for i in 0..80 {
+        let frame = json!({"event": "send_message", "data": {"conversationId": channel.id, "content": format!("p{i}")}, "ref": format!("p{i}")});
+        alice.send_raw(&frame.to_string()).await;
+    }
+    let mut acks = Vec::new();
+    while acks.len() < 80 {
+        let frame = alice.next_frame(Duration::from_secs(10)).await.expect("every send is answered");
+        if frame["event"] == "ack" {
+            acks.push(frame);
+        } else {
+            assert_eq!(frame["event"], "message:new", "{frame}");
+        }
+    }
+    for (i, ack) in acks.iter().enumerate() {
+        assert_eq!(ack["ref"], format!("p{i}"), "acks come in frame order");
+        assert_eq!(ack["data"]["content"], format!("p{i}"));
+        assert_eq!(ack["data"]["seq"], i + 1, "seqs follow the frames' order");
+    }
 }
 
 async fn typing_is_pushed_and_expires_with_a_stop(app: TestApp) {

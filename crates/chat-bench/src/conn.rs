@@ -4,6 +4,7 @@
 //! keeps a window of unacknowledged sends (durable). The coordinator reads and resets the
 //! counters between steps through [`ConnStats::take`].
 
+use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -303,8 +304,22 @@ async fn next_text(ws: &mut Ws) -> Result<String, BenchError> {
 
 enum Mode {
     Idle,
-    Pace { step: u32, per_sec: f64, start: Instant, until: Instant, sent: u64 },
-    ClosedLoop { step: u32, until: Instant },
+    /// `phase` ∈ [0, 1) staggers senders: message *k* (from 0) is due at
+    /// `start + (k + 1 − phase) / per_sec`, so a step of `T` seconds sends `T × per_sec`
+    /// messages on average — also when that is below one per sender — and senders do not
+    /// all fire together.
+    Pace {
+        step: u32,
+        per_sec: f64,
+        phase: f64,
+        start: Instant,
+        until: Instant,
+        sent: u64,
+    },
+    ClosedLoop {
+        step: u32,
+        until: Instant,
+    },
 }
 
 struct Sender {
@@ -394,7 +409,9 @@ async fn run(
                     }
                     Some(Command::Pace { step, per_sec, until }) => {
                         let start = Instant::now();
-                        mode = Mode::Pace { step, per_sec, start, until, sent: 0 };
+                        #[allow(clippy::cast_precision_loss)]
+                        let phase = std::hash::RandomState::new().hash_one(step) as f64 / (u64::MAX as f64 + 1.0);
+                        mode = Mode::Pace { step, per_sec, phase, start, until, sent: 0 };
                         next_tick = start;
                     }
                     Some(Command::ClosedLoop { step, window, until }) => {
@@ -403,11 +420,11 @@ async fn run(
                     }
                 },
                 () = tokio::time::sleep_until(next_tick), if pacing => {
-                    if let Mode::Pace { step, per_sec, start, until, ref mut sent } = mode {
+                    if let Mode::Pace { step, per_sec, phase, start, until, ref mut sent } = mode {
                         let now = Instant::now();
                         let end = now.min(until);
                         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                        let target = ((end - start).as_secs_f64() * per_sec) as u64;
+                        let target = ((end - start).as_secs_f64() * per_sec + phase) as u64;
                         let due = target.saturating_sub(*sent).min(MAX_BURST);
                         if due > 0 {
                             sender.send(&mut ws, step, due).await?;
@@ -416,9 +433,9 @@ async fn run(
                         if now >= until {
                             mode = Mode::Idle;
                         } else {
-                            // The next message is due at start + (sent + 1) / rate; never
-                            // wake more often than every millisecond.
-                            let due_at = start + Duration::from_secs_f64((*sent + 1) as f64 / per_sec);
+                            // The next message is due at start + (sent + 1 − phase) / rate;
+                            // never wake more often than every millisecond.
+                            let due_at = start + Duration::from_secs_f64(((*sent + 1) as f64 - phase) / per_sec);
                             next_tick = due_at.max(now + Duration::from_millis(1)).min(until);
                         }
                     }

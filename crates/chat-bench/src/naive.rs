@@ -412,6 +412,7 @@ impl Plan {
             content: Sealed { key_version: 1, bytes: self.content.clone() },
             reply_to_id: None,
             attachments: Vec::new(),
+            search: None,
             created_at: Utc::now(),
         }
     }

@@ -1,7 +1,7 @@
 //! Password hashing with argon2id: [`Argon2Hasher`].
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use argon2::password_hash::{PasswordHash as PhcString, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -26,7 +26,8 @@ pub enum HasherError {
     /// The cost parameters are outside argon2's limits.
     #[error("invalid argon2 parameters")]
     Params(#[source] argon2::Error),
-    /// Hashing the dummy password failed.
+    /// Hashing the dummy password failed. No longer returned by the constructors: the
+    /// dummy hash is made on first use, and a failure there makes that login `false`.
     #[error("hashing the dummy password failed")]
     Hash(#[source] argon2::password_hash::Error),
     /// The random source failed.
@@ -36,15 +37,46 @@ pub enum HasherError {
 
 /// argon2id (version 0x13) password hashing into PHC strings, run on Tokio's blocking pool.
 ///
-/// Verifying against no hash (an unknown account) verifies against a dummy hash made at
-/// construction with the same parameters, and answers `false`, so it costs the same time as
-/// a wrong password. Stored hashes carry their own parameters, so raising the cost later
-/// keeps old hashes verifiable.
+/// Verifying against no hash (an unknown account) verifies against a dummy hash made with
+/// the same parameters, and answers `false`, so it costs the same time as a wrong password.
+/// The dummy hash is made on the first such verification, not at construction (a hash takes
+/// ~19 MiB of memory and as much time as a login; a server that never sees an unknown
+/// account never pays it): that first call does the hashing as its one full hash and skips
+/// the comparison, every later one verifies against the stored dummy. Clones share it.
+/// Stored hashes carry their own parameters, so raising the cost later keeps old hashes
+/// verifiable.
 #[derive(Clone)]
 pub struct Argon2Hasher {
     argon2: Argon2<'static>,
-    dummy: Arc<str>,
+    dummy: Arc<Dummy>,
     rng: SystemRandom,
+}
+
+/// The dummy hash of an unknown account: its salt, drawn at construction, and the PHC string,
+/// made on first use.
+struct Dummy {
+    salt: [u8; SALT_LEN],
+    phc: OnceLock<Arc<str>>,
+}
+
+impl Dummy {
+    /// The cost of verifying a password against no account: one full argon2 hash with the
+    /// hasher's parameters. Always `false`.
+    fn verify_blocking(&self, argon2: &Argon2<'_>, password: &[u8]) -> bool {
+        if let Some(phc) = self.phc.get() {
+            let _ = verify_blocking(argon2, password, phc);
+            return false;
+        }
+        // First use: hashing the dummy password is this call's full hash. Two first calls at
+        // once both hash; either result is a valid dummy.
+        match hash_blocking(argon2, DUMMY_PASSWORD, &self.salt) {
+            Ok(phc) => {
+                let _ = self.phc.set(phc.into());
+            }
+            Err(e) => tracing::error!(error = %e, "hashing the dummy password failed"),
+        }
+        false
+    }
 }
 
 impl Argon2Hasher {
@@ -55,11 +87,11 @@ impl Argon2Hasher {
     /// OWASP's recommended parallelism.
     pub const OWASP_P_COST: u32 = 1;
 
-    /// A hasher with OWASP's argon2id parameters (m = 19456 KiB, t = 2, p = 1). Computes the
-    /// dummy hash, so it takes as long as one hash.
+    /// A hasher with OWASP's argon2id parameters (m = 19456 KiB, t = 2, p = 1). Cheap: the
+    /// dummy hash is made on first use.
     ///
     /// # Errors
-    /// [`HasherError`] when the dummy hash cannot be made.
+    /// [`HasherError`] when the random source fails.
     pub fn new() -> Result<Self, HasherError> {
         Self::with_params(Self::OWASP_M_COST_KIB, Self::OWASP_T_COST, Self::OWASP_P_COST)
     }
@@ -68,16 +100,15 @@ impl Argon2Hasher {
     /// tests fast; production uses [`Argon2Hasher::new`]).
     ///
     /// # Errors
-    /// [`HasherError::Params`] when argon2 refuses the parameters; other variants when the
-    /// dummy hash cannot be made.
+    /// [`HasherError::Params`] when argon2 refuses the parameters; [`HasherError::Random`]
+    /// when the dummy's salt cannot be drawn.
     pub fn with_params(m_cost_kib: u32, t_cost: u32, p_cost: u32) -> Result<Self, HasherError> {
         let params = Params::new(m_cost_kib, t_cost, p_cost, None).map_err(HasherError::Params)?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let rng = SystemRandom::new();
         let mut salt = [0_u8; SALT_LEN];
         fill_random(&rng, &mut salt)?;
-        let dummy = hash_blocking(&argon2, DUMMY_PASSWORD, &salt).map_err(HasherError::Hash)?;
-        Ok(Self { argon2, dummy: dummy.into(), rng })
+        Ok(Self { argon2, dummy: Arc::new(Dummy { salt, phc: OnceLock::new() }), rng })
     }
 }
 
@@ -123,18 +154,19 @@ impl PasswordHasher for Argon2Hasher {
 
     #[tracing::instrument(skip_all)]
     async fn verify_password(&self, password: &Password, hash: Option<PasswordHash>) -> bool {
-        let known = hash.is_some();
-        let phc: Arc<str> = hash.map_or_else(|| Arc::clone(&self.dummy), |h| Arc::from(h.0));
         let argon2 = self.argon2.clone();
         let password = Zeroizing::new(password.expose().to_owned());
-        let matched = tokio::task::spawn_blocking(move || verify_blocking(&argon2, password.as_bytes(), &phc))
-            .await
-            .unwrap_or_else(|err| {
-                tracing::error!(error = %err, "the password verification task failed");
-                false
-            });
+        let dummy = Arc::clone(&self.dummy);
         // The dummy path does the same work but can never succeed.
-        known && matched
+        tokio::task::spawn_blocking(move || match hash {
+            Some(hash) => verify_blocking(&argon2, password.as_bytes(), &hash.0),
+            None => dummy.verify_blocking(&argon2, password.as_bytes()),
+        })
+        .await
+        .unwrap_or_else(|err| {
+            tracing::error!(error = %err, "the password verification task failed");
+            false
+        })
     }
 }
 
@@ -172,16 +204,38 @@ mod tests {
         assert!(hasher.verify_password(&pw, Some(b)).await);
     }
 
+    fn dummy_phc(hasher: &Argon2Hasher) -> Option<String> {
+        hasher.dummy.phc.get().map(ToString::to_string)
+    }
+
     #[tokio::test]
     async fn the_dummy_path_does_the_work_but_is_always_false() {
         let hasher = cheap();
-        assert!(hasher.dummy.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
         let dummy_password = password(std::str::from_utf8(DUMMY_PASSWORD).unwrap());
-        // The dummy hash is a real hash of the dummy password, made with the same costs …
-        assert!(hasher.verify_password(&dummy_password, Some(PasswordHash(hasher.dummy.to_string()))).await);
-        // … yet an unknown account never matches, not even with that password.
+        // An unknown account never matches, not even with the dummy password …
+        assert!(!hasher.verify_password(&dummy_password, None).await);
+        // … and that first unknown account made the dummy: a real hash of the dummy password
+        // with the same costs, which later unknown accounts verify against.
+        let dummy = dummy_phc(&hasher).expect("made on first use");
+        assert!(dummy.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{dummy}");
+        assert!(hasher.verify_password(&dummy_password, Some(PasswordHash(dummy.clone()))).await);
         assert!(!hasher.verify_password(&dummy_password, None).await);
         assert!(!hasher.verify_password(&password("any password at all"), None).await);
+        assert_eq!(dummy_phc(&hasher), Some(dummy), "made once");
+    }
+
+    #[tokio::test]
+    async fn the_dummy_hash_is_made_on_first_use_and_shared_by_clones() {
+        let hasher = cheap();
+        let clone = hasher.clone();
+        assert_eq!(dummy_phc(&hasher), None, "not made at construction");
+        // A known account does not need it.
+        let pw = password("a real account");
+        let hash = hasher.hash_password(&pw).await.unwrap();
+        assert!(hasher.verify_password(&pw, Some(hash)).await);
+        assert_eq!(dummy_phc(&hasher), None);
+        assert!(!clone.verify_password(&pw, None).await);
+        assert!(dummy_phc(&hasher).is_some(), "the clone made it for both");
     }
 
     #[tokio::test]
@@ -200,11 +254,13 @@ mod tests {
         assert!(cheap().verify_password(&pw, Some(hash.clone())).await);
     }
 
-    #[test]
-    fn the_default_hasher_uses_owasp_parameters() {
+    #[tokio::test]
+    async fn the_default_hasher_uses_owasp_parameters() {
         let hasher = Argon2Hasher::new().unwrap();
-        assert!(hasher.dummy.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{}", hasher.dummy);
-        assert!(!format!("{hasher:?}").contains(&*hasher.dummy));
+        assert!(!hasher.verify_password(&password("no such account here"), None).await);
+        let dummy = dummy_phc(&hasher).unwrap();
+        assert!(dummy.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{dummy}");
+        assert!(!format!("{hasher:?}").contains(&dummy));
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! REST), writes the pushes the hub queues for it, pings, and closes an idle or slow socket.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use actix_web::http::header;
@@ -21,6 +23,9 @@ use chat_domain::message::{MessageType, MessageWindow, SendMessage as SendComman
 use chat_domain::presence::PresenceStatus;
 use chat_domain::realtime::{ConnectionKey, RateKind, take_token};
 use chat_protocol::ws::{self as proto, ClientFrame, client, server};
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesOrdered;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -69,6 +74,13 @@ impl Default for GatewaySettings {
 const PRESENCE_RENEWAL: Duration = Duration::from_secs(20);
 /// Messages replayed per page during `resume`.
 const RESUME_PAGE: u32 = 100;
+/// Sends of one socket that may wait for their commit at once; past it the socket stops
+/// reading frames until one is answered.
+const MAX_SENDS_IN_FLIGHT: usize = 64;
+
+/// A socket's sends that passed their checks and wait for their commit, each in its own task:
+/// each resolves to its reply frame, and these replies go out in the order their frames came.
+type InFlight = FuturesOrdered<actix_web::rt::task::JoinHandle<ByteString>>;
 
 #[derive(Deserialize)]
 struct TokenQuery {
@@ -225,6 +237,18 @@ struct Socket {
     last_heard: Instant,
 }
 
+/// The frame answering a client frame: its ack, or its error.
+fn reply(answer: Result<Value, FrameError>, reference: Option<Value>) -> ByteString {
+    match answer {
+        Ok(data) => wire::frame(server::ACK, data, reference),
+        Err(e) => wire::frame(
+            server::ERROR,
+            serde_json::to_value(proto::ErrorData { code: e.code.to_owned(), message: e.message }).unwrap_or_default(),
+            reference,
+        ),
+    }
+}
+
 /// The close reason of a killed socket.
 fn kill_reason(code: u16) -> CloseReason {
     let description =
@@ -249,10 +273,21 @@ impl Socket {
         heartbeat.tick().await;
         presence.tick().await;
         let kill = Arc::clone(&self.kill);
+        let mut sends = InFlight::new();
         let close = loop {
             let flow = tokio::select! {
-                incoming = stream.recv() => match incoming {
-                    Some(Ok(message)) => self.on_message(message).await,
+                reply = sends.next(), if !sends.is_empty() => match reply {
+                    Some(Ok(reply)) => self.write(reply).await,
+                    Some(Err(e)) => {
+                        tracing::error!(error = %e, "a send's task failed");
+                        Flow::Continue
+                    }
+                    None => Flow::Continue,
+                },
+                incoming = stream.recv(), if sends.len() < MAX_SENDS_IN_FLIGHT => match incoming {
+                    // Boxed: a frame's service call is a large state machine that an idle
+                    // socket's task would otherwise carry inline (one allocation per frame).
+                    Some(Ok(message)) => Box::pin(self.on_message(message, &mut sends)).await,
                     Some(Err(e)) => {
                         tracing::debug!(error = %e, "websocket protocol error");
                         Flow::Close(Some(CloseReason { code: CloseCode::Size, description: Some(e.to_string()) }))
@@ -273,11 +308,7 @@ impl Socket {
                     }
                 }
                 _ = presence.tick() => {
-                    for workspace in self.workspaces.clone() {
-                        if let Err(e) = self.state.chat.presence.heartbeat(self.key(workspace)).await {
-                            tracing::warn!(error = %e, "presence heartbeat failed");
-                        }
-                    }
+                    Box::pin(self.renew_presence()).await;
                     Flow::Continue
                 }
                 code = kill.fired() => Flow::Close(Some(kill_reason(code))),
@@ -286,7 +317,18 @@ impl Socket {
                 break reason;
             }
         };
-        self.finish(close).await;
+        // Sends already under way run on in their own tasks: they still commit and publish.
+        drop(sends);
+        Box::pin(self.finish(close)).await;
+    }
+
+    /// Renews the socket's presence entries (boxed by the caller, like every rare path).
+    async fn renew_presence(&self) {
+        for workspace in &self.workspaces {
+            if let Err(e) = self.state.chat.presence.heartbeat(self.key(*workspace)).await {
+                tracing::warn!(error = %e, "presence heartbeat failed");
+            }
+        }
     }
 
     async fn finish(self, reason: Option<CloseReason>) {
@@ -327,10 +369,10 @@ impl Socket {
         self.write(out.frame).await
     }
 
-    async fn on_message(&mut self, message: AggregatedMessage) -> Flow {
+    async fn on_message(&mut self, message: AggregatedMessage, sends: &mut InFlight) -> Flow {
         self.last_heard = Instant::now();
         match message {
-            AggregatedMessage::Text(text) => self.on_frame(&text).await,
+            AggregatedMessage::Text(text) => self.on_frame(&text, sends).await,
             AggregatedMessage::Binary(_) => {
                 self.state.metrics.frame_in(None);
                 let frame =
@@ -346,7 +388,11 @@ impl Socket {
         }
     }
 
-    async fn on_frame(&mut self, text: &str) -> Flow {
+    /// Answers a frame. A `send_message` is checked and sealed now, in frame order, and then
+    /// joins `sends` to wait for its commit, so that a client's pipelined sends share group
+    /// commits instead of each waiting for the one before; the socket meanwhile reads on and
+    /// writes pushes.
+    async fn on_frame(&mut self, text: &str, sends: &mut InFlight) -> Flow {
         let frame: ClientFrame = match serde_json::from_str(text) {
             Ok(frame) => frame,
             Err(e) => {
@@ -361,23 +407,63 @@ impl Socket {
         };
         self.state.metrics.frame_in(Some(&frame.event));
         let reference = frame.reference.clone();
-        let answer = self.dispatch(&frame.event, frame.data).await;
-        let reply = match answer {
-            Ok(data) => wire::frame(server::ACK, data, reference),
-            Err(e) => wire::frame(
-                server::ERROR,
-                serde_json::to_value(proto::ErrorData { code: e.code.to_owned(), message: e.message })
-                    .unwrap_or_default(),
-                reference,
-            ),
+        let answer = match Request::decode(&frame.event, frame.data) {
+            Ok(Request::SendMessage(req, kind)) => match self.prepare_send(req, kind).await {
+                Ok(commit) => {
+                    let mut commit: BoxFuture<'static, ByteString> =
+                        Box::pin(async move { reply(commit.await, reference) });
+                    // The first poll queues the message for its batch (the store's first wait is
+                    // for the commit), so a socket's sends join batches in frame order; the rest
+                    // — the commit, the push, the reply — runs in its own task, so that neither
+                    // this socket's other work delays the push nor the other way round.
+                    if let Poll::Ready(frame) = futures_util::poll!(&mut commit) {
+                        return self.write(frame).await;
+                    }
+                    sends.push_back(actix_web::rt::spawn(commit));
+                    return Flow::Continue;
+                }
+                Err(e) => Err(e),
+            },
+            Ok(request) => self.dispatch(request).await,
+            Err(e) => Err(e),
         };
-        self.write(reply).await
+        self.write(reply(answer, reference)).await
     }
 
-    async fn dispatch(&mut self, event: &str, payload: Value) -> Result<Value, FrameError> {
+    /// Checks and seals a send; the future it returns inserts it (answering after the commit)
+    /// and owns all it needs, so that it can wait beside the socket's other work.
+    async fn prepare_send(
+        &self,
+        req: proto::SendMessage,
+        kind: Option<MessageType>,
+    ) -> Result<impl Future<Output = Result<Value, FrameError>> + Send + 'static, FrameError> {
+        let started = Instant::now();
+        let command = SendCommand {
+            content: req.content,
+            kind,
+            reply_to_id: req.reply_to_id.map(MessageId::from_uuid),
+            client_msg_id: req.client_msg_id,
+            attachments: req.attachments.iter().map(|a| FileId::from_uuid(a.id)).collect(),
+        };
+        let state = self.state.clone();
+        let conversation = ConversationId::from_uuid(req.conversation_id);
+        let prepared = state.chat.messages.prepare_send(self.user, conversation, command).await;
+        if prepared.is_err() {
+            state.metrics.message_sent(Transport::Ws, started, &prepared);
+        }
+        let prepared = prepared?;
+        Ok(async move {
+            let sent = state.chat.messages.commit_send(prepared).await;
+            state.metrics.message_sent(Transport::Ws, started, &sent);
+            let sent = sent?;
+            Ok(serde_json::to_value(convert::message(sent.message())).unwrap_or_default())
+        })
+    }
+
+    async fn dispatch(&mut self, request: Request) -> Result<Value, FrameError> {
         let chat = self.state.chat.clone();
         let actor = self.user;
-        match Request::decode(event, payload)? {
+        match request {
             Request::Ping => Ok(json!({})),
             Request::JoinWorkspace(req) => {
                 let workspace = WorkspaceId::from_uuid(req.workspace_id);
@@ -401,20 +487,7 @@ impl Socket {
                 self.state.realtime.hub().unfollow(self.id, req.conversation_id);
                 Ok(json!({}))
             }
-            Request::SendMessage(req, kind) => {
-                let started = Instant::now();
-                let command = SendCommand {
-                    content: req.content,
-                    kind,
-                    reply_to_id: req.reply_to_id.map(MessageId::from_uuid),
-                    client_msg_id: req.client_msg_id,
-                    attachments: req.attachments.iter().map(|a| FileId::from_uuid(a.id)).collect(),
-                };
-                let sent = chat.messages.send(actor, ConversationId::from_uuid(req.conversation_id), command).await;
-                self.state.metrics.message_sent(Transport::Ws, started, &sent);
-                let sent = sent?;
-                Ok(serde_json::to_value(convert::message(sent.message())).unwrap_or_default())
-            }
+            Request::SendMessage(req, kind) => self.prepare_send(req, kind).await?.await,
             Request::EditMessage(req) => {
                 let message = chat.messages.edit(actor, MessageId::from_uuid(req.message_id), req.content).await?;
                 Ok(serde_json::to_value(convert::message(&message)).unwrap_or_default())

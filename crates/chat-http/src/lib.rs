@@ -14,18 +14,18 @@
 #![forbid(unsafe_code)]
 
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::dev::{HttpServiceFactory, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::middleware::{Condition, DefaultHeaders, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use async_trait::async_trait;
 use chat_domain::Chat;
 use utoipa::OpenApi;
-use utoipa_actix_web::{AppExt, UtoipaApp};
+use utoipa_actix_web::{AppExt, OpenApiFactory, UtoipaApp};
 
 pub mod audit;
 pub mod auth;
@@ -101,11 +101,33 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// Every route, registered once: the router and the OpenAPI document come from this list.
-fn with_routes<T>(app: UtoipaApp<T>) -> UtoipaApp<T>
+/// What [`with_routes`] registers into: a worker's router ([`App`]), or the collector of the
+/// OpenAPI document ([`UtoipaApp`]). Workers register on the plain router, so none of them
+/// builds the document; it is made once per process, on the first `/openapi.json`.
+trait Routes: Sized {
+    fn service<F: HttpServiceFactory + OpenApiFactory + 'static>(self, factory: F) -> Self;
+}
+
+impl<T> Routes for App<T>
 where
     T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
 {
+    fn service<F: HttpServiceFactory + OpenApiFactory + 'static>(self, factory: F) -> Self {
+        App::service(self, factory)
+    }
+}
+
+impl<T> Routes for UtoipaApp<T>
+where
+    T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
+{
+    fn service<F: HttpServiceFactory + OpenApiFactory + 'static>(self, factory: F) -> Self {
+        UtoipaApp::service(self, factory)
+    }
+}
+
+/// Every route, registered once: the router and the OpenAPI document come from this list.
+fn with_routes<R: Routes>(app: R) -> R {
     use routes::{auth, conversations, health, messages, presence, workspaces};
     app.service(health::healthz)
         .service(health::readyz)
@@ -154,6 +176,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     with_routes(App::new().into_utoipa_app().openapi(ApiDoc::openapi())).split_for_parts().1
 }
 
+/// `GET /openapi.json`: the document, generated and serialised once per process (every
+/// worker serves the same bytes).
+async fn openapi_json() -> HttpResponse {
+    static JSON: OnceLock<actix_web::web::Bytes> = OnceLock::new();
+    let body = JSON.get_or_init(|| serde_json::to_vec(&openapi()).unwrap_or_default().into());
+    HttpResponse::Ok().content_type(actix_web::http::header::ContentType::json()).body(body.clone())
+}
+
 async fn not_found() -> HttpResponse {
     error::error_response(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
@@ -188,8 +218,7 @@ pub fn app(
         InitError = (),
     >,
 > {
-    let (app, doc) = with_routes(App::new().into_utoipa_app().openapi(ApiDoc::openapi())).split_for_parts();
-    let doc = web::Data::new(doc);
+    let app = with_routes(App::new());
     let cors_origin = state.gateway.cors_origin.clone();
     app.app_data(state)
         .app_data(web::JsonConfig::default().limit(json_limit).error_handler(error::json_error))
@@ -197,13 +226,7 @@ pub fn app(
         .app_data(web::QueryConfig::default().error_handler(error::query_error))
         .app_data(web::PathConfig::default().error_handler(error::path_error))
         .service(gateway::upgrade)
-        .route(
-            "/openapi.json",
-            web::get().to(move || {
-                let doc = doc.clone();
-                async move { HttpResponse::Ok().json(doc.as_ref()) }
-            }),
-        )
+        .route("/openapi.json", web::get().to(openapi_json))
         .route("/metrics", web::get().to(metrics::scrape))
         .default_service(web::to(not_found))
         .wrap(Condition::new(cors_origin.is_some(), cors(cors_origin.as_deref())))

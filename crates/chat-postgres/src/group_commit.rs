@@ -466,6 +466,7 @@ mod tests {
             content: Sealed { key_version: 1, bytes: vec![1, 2, 3] },
             reply_to_id: None,
             attachments: Vec::new(),
+            search: None,
             created_at: Utc::now(),
         }
     }

@@ -190,6 +190,9 @@ pub(crate) async fn insert_one(
     // Its clientMsgId is taken: the batch rolls back and looks the ids up first.
     let Some(row) = row else { return Ok(None) };
     let files = attachments::link(conn, row.id, &message.attachments).await?;
+    if let Some(entry) = &message.search {
+        crate::search::insert_tags(conn, entry).await?;
+    }
     if let Some(root) = row.reply_to_id {
         diesel::update(messages::table.find(root))
             .set(messages::reply_count.eq(messages::reply_count + 1))

@@ -17,33 +17,40 @@ use crate::messages::{MessageRow, with_reactions};
 use crate::schema::{message_search_tags as tags, messages};
 use crate::{PgStore, repo};
 
+/// Writes a message's tags in one statement (distinct per message; a repeat would be a
+/// no-op, not an error), inside the caller's transaction: a send's batch, or a re-index.
+pub(crate) async fn insert_tags(mut conn: &AsyncPgConnection, entry: &IndexEntry) -> Result<(), diesel::result::Error> {
+    if entry.tags.is_empty() {
+        return Ok(());
+    }
+    let message = entry.message_id.as_uuid();
+    let rows: Vec<_> = entry
+        .tags
+        .iter()
+        .map(|tag| {
+            (
+                tags::message_id.eq(message),
+                tags::tag.eq(tag.0.to_vec()),
+                tags::workspace_id.eq(entry.workspace_id.as_uuid()),
+                tags::conversation_id.eq(entry.conversation_id.as_uuid()),
+                tags::created_at.eq(entry.created_at),
+            )
+        })
+        .collect();
+    diesel::insert_into(tags::table).values(&rows).on_conflict_do_nothing().execute(&mut conn).await?;
+    Ok(())
+}
+
 #[async_trait]
 impl SearchIndex for PgStore {
     #[tracing::instrument(skip_all, fields(message = %entry.message_id, tags = entry.tags.len()))]
     async fn replace_message_tags(&self, entry: &IndexEntry) -> Result<(), RepoError> {
         let message = entry.message_id.as_uuid();
-        let rows: Vec<_> = entry
-            .tags
-            .iter()
-            .map(|tag| {
-                (
-                    tags::message_id.eq(message),
-                    tags::tag.eq(tag.0.to_vec()),
-                    tags::workspace_id.eq(entry.workspace_id.as_uuid()),
-                    tags::conversation_id.eq(entry.conversation_id.as_uuid()),
-                    tags::created_at.eq(entry.created_at),
-                )
-            })
-            .collect();
         let mut conn = self.conn().await?;
         (*conn)
             .transaction::<_, diesel::result::Error, _>(async |conn: &mut AsyncPgConnection| {
                 diesel::delete(tags::table.filter(tags::message_id.eq(message))).execute(conn).await?;
-                if !rows.is_empty() {
-                    // Tags are distinct per message; a repeat would be a no-op, not an error.
-                    diesel::insert_into(tags::table).values(&rows).on_conflict_do_nothing().execute(conn).await?;
-                }
-                Ok(())
+                insert_tags(conn, entry).await
             })
             .await
             .map_err(repo("replacing a message's search tags"))

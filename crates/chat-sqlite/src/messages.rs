@@ -82,7 +82,8 @@ enum NotInserted {
 /// The per-message insert, run by the group-commit batcher (`group_commit.rs`) for each
 /// message of a batch, in queue order, inside the batch's immediate transaction and in a
 /// savepoint of its own: takes the conversation's next seq, inserts the row, links the
-/// attachments, bumps the thread root's `reply_count`, moves the sender's watermark. A
+/// attachments, writes its search tags, bumps the thread root's `reply_count`, moves the
+/// sender's watermark. A
 /// duplicate `clientMsgId` or an archived conversation rolls back to the savepoint (giving the
 /// seq back) and yields the original or `Archived`; a failing statement rolls back this
 /// message only. Anything added per message belongs here.
@@ -125,6 +126,9 @@ pub(crate) fn insert_in_batch(c: &mut SqliteConnection, new: &NewMessage) -> Que
             }
         })?;
         let attached = attachments::link(c, &row.id, files)?;
+        if let Some(entry) = &new.search {
+            crate::search::insert_tags(c, entry)?;
+        }
         if let Some(root) = &row.reply_to_id {
             diesel::update(messages::table.find(root).filter(messages::conversation_id.eq(&row.conversation_id)))
                 .set(messages::reply_count.eq(messages::reply_count + 1))

@@ -15,33 +15,38 @@ use crate::rows::{MessageRow, instant, key, micros, uuid};
 use crate::schema::{message_search_tags as tags, messages};
 use crate::store::SqliteStore;
 
+/// Writes a message's tags (distinct per message; a repeat would be a no-op, not an error),
+/// inside the caller's transaction: a send's batch, or a re-index. One statement per row:
+/// SQLite caps the bound parameters of one statement, and prepared statements are cached.
+pub(crate) fn insert_tags(c: &mut SqliteConnection, entry: &IndexEntry) -> QueryResult<()> {
+    let message = key(entry.message_id.as_uuid());
+    let (workspace, conversation) = (key(entry.workspace_id.as_uuid()), key(entry.conversation_id.as_uuid()));
+    let created_at = micros(entry.created_at);
+    for tag in &entry.tags {
+        diesel::insert_into(tags::table)
+            .values((
+                tags::message_id.eq(&message),
+                tags::tag.eq(&tag.0[..]),
+                tags::workspace_id.eq(&workspace),
+                tags::conversation_id.eq(&conversation),
+                tags::created_at.eq(created_at),
+            ))
+            .on_conflict_do_nothing()
+            .execute(c)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl SearchIndex for SqliteStore {
     #[tracing::instrument(skip_all, fields(message = %entry.message_id, tags = entry.tags.len()))]
     async fn replace_message_tags(&self, entry: &IndexEntry) -> Result<(), RepoError> {
-        let message = key(entry.message_id.as_uuid());
-        let rows: Vec<_> = entry
-            .tags
-            .iter()
-            .map(|tag| {
-                (
-                    tags::message_id.eq(message.clone()),
-                    tags::tag.eq(tag.0.to_vec()),
-                    tags::workspace_id.eq(key(entry.workspace_id.as_uuid())),
-                    tags::conversation_id.eq(key(entry.conversation_id.as_uuid())),
-                    tags::created_at.eq(micros(entry.created_at)),
-                )
-            })
-            .collect();
+        let entry = entry.clone();
         self.run("replacing a message's search tags", move |c| {
             c.immediate_transaction(|c| {
+                let message = key(entry.message_id.as_uuid());
                 diesel::delete(tags::table.filter(tags::message_id.eq(&message))).execute(c)?;
-                // One statement per row: SQLite caps the bound parameters of one statement.
-                for row in rows {
-                    // Tags are distinct per message; a repeat would be a no-op, not an error.
-                    diesel::insert_into(tags::table).values(row).on_conflict_do_nothing().execute(c)?;
-                }
-                Ok(())
+                insert_tags(c, &entry)
             })
         })
         .await

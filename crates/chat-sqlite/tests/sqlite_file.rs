@@ -82,6 +82,7 @@ fn message(conversation: &Conversation, sender: &User, content: Sealed, secs: i6
         content,
         reply_to_id: None,
         attachments: vec![],
+        search: None,
         created_at: at(secs),
     }
 }

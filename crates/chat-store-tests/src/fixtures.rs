@@ -141,6 +141,7 @@ pub(crate) fn new_message(conversation: &Conversation, sender: &User, created_at
         content: sealed(&format!("from {} at {created_at}", sender.display_name.as_str())),
         reply_to_id: None,
         attachments: vec![],
+        search: None,
         created_at,
     }
 }

@@ -213,6 +213,7 @@ macro_rules! behaviour_suite {
             a_search_is_confined_to_the_given_conversations_and_workspace,
             search_pages_follow_the_cursor_without_gaps_or_repeats,
             replacing_and_deleting_tags_changes_what_is_found,
+            tags_inserted_with_a_message_are_searchable_and_a_duplicate_adds_none,
             // E2E key directory
             a_published_device_is_listed_with_its_prekey_count,
             republishing_replaces_the_signed_prekey_and_appends_one_time_prekeys,

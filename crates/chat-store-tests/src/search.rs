@@ -3,12 +3,12 @@
 
 use chat_domain::conversation::Conversation;
 use chat_domain::ids::{MessageId, WorkspaceId};
-use chat_domain::message::StoredMessage;
+use chat_domain::message::{InsertOutcome, StoredMessage};
 use chat_domain::search::{IndexEntry, SearchCursor, SearchTag, TAG_LEN, TagMatches, TagQuery};
 use chat_domain::workspace::Workspace;
 
 use crate::Stores;
-use crate::fixtures::{at, group, send, user, workspace};
+use crate::fixtures::{at, group, insert, new_message, send, user, workspace};
 
 /// A tag made of one repeated byte (the store treats tags as opaque bytes).
 fn tag(byte: u8) -> SearchTag {
@@ -161,4 +161,36 @@ pub async fn replacing_and_deleting_tags_changes_what_is_found(stores: Stores) {
 
     index(&stores, &acme, &edited, &[]).await;
     assert!(lookup(&stores, acme.id, &[&team], &[3], None, 10).await.messages.is_empty());
+}
+
+/// A message inserted with its index entry is searchable once the insert returns (the tags
+/// are written in the insert's transaction); a retry of its `clientMsgId` carrying other tags
+/// is a duplicate and writes none of them.
+pub async fn tags_inserted_with_a_message_are_searchable_and_a_duplicate_adds_none(stores: Stores) {
+    let ada = user(&stores, "ada").await;
+    let acme = workspace(&stores, &ada, "acme", &[]).await;
+    let team = group(&stores, &acme, &ada, &[]).await;
+    let entry = |new: &chat_domain::message::NewMessage, tags: &[u8]| IndexEntry {
+        message_id: new.id,
+        workspace_id: acme.id,
+        conversation_id: team.id,
+        created_at: new.created_at,
+        tags: tags.iter().copied().map(tag).collect(),
+    };
+    let mut new = new_message(&team, &ada, at(10));
+    new.client_msg_id = Some("k-1".to_owned());
+    new.search = Some(entry(&new, &[7, 8]));
+    let stored = insert(&stores, &new).await;
+
+    assert_eq!(ids(&lookup(&stores, acme.id, &[&team], &[7, 8], None, 10).await), [stored.id]);
+    let mut retry = new_message(&team, &ada, at(11));
+    retry.client_msg_id = Some("k-1".to_owned());
+    retry.search = Some(entry(&retry, &[9]));
+    let outcome = stores.messages.insert_message(&retry).await.expect("retry");
+    assert!(matches!(outcome, InsertOutcome::Duplicate(ref original) if original.id == stored.id), "{outcome:?}");
+    assert!(lookup(&stores, acme.id, &[&team], &[9], None, 10).await.messages.is_empty());
+    // Without an entry, a message is not indexed.
+    let plain = send(&stores, &team, &ada, at(12)).await;
+    let found = lookup(&stores, acme.id, &[&team], &[7], None, 10).await;
+    assert!(!ids(&found).contains(&plain.id));
 }

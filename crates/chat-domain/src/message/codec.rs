@@ -51,6 +51,30 @@ impl MessageCodec {
             }
             None => String::new(),
         };
+        self.assemble(conversation, stored, content).await
+    }
+
+    /// The message just stored from `content`, the plaintext its row was sealed from: what
+    /// [`Self::open`] would return, without decrypting again what this process has just
+    /// encrypted (the send path). Attachment names are still opened from their own rows.
+    ///
+    /// # Errors
+    /// `Internal` when an attachment name does not authenticate.
+    pub async fn with_plaintext(
+        &self,
+        conversation: &Conversation,
+        stored: StoredMessage,
+        content: String,
+    ) -> DomainResult<Message> {
+        self.assemble(conversation, stored, content).await
+    }
+
+    async fn assemble(
+        &self,
+        conversation: &Conversation,
+        stored: StoredMessage,
+        content: String,
+    ) -> DomainResult<Message> {
         let mut attachments = Vec::with_capacity(stored.attachments.len());
         for file in stored.attachments {
             attachments.push(self.open_attachment(file).await?);
@@ -103,5 +127,68 @@ impl MessageCodec {
             out.push(self.open(conversation, message).await?);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::cipher::{ContentCipher, SealContext, Sealed};
+    use crate::conversation::ConversationType;
+    use crate::error::RepoError;
+    use crate::ids::{UserId, WorkspaceId};
+    use crate::message::model::{MessageType, NewMessage};
+    use crate::tests::{FakeCipher, conversation, now, stored_from_new};
+
+    /// The fake cipher, counting the values it opens.
+    #[derive(Debug, Default)]
+    struct CountingCipher {
+        opened: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl ContentCipher for CountingCipher {
+        async fn seal(&self, ctx: &SealContext, plaintext: &[u8]) -> Result<Sealed, RepoError> {
+            FakeCipher.seal(ctx, plaintext).await
+        }
+
+        async fn open(&self, ctx: &SealContext, sealed: &Sealed) -> Result<Vec<u8>, RepoError> {
+            self.opened.fetch_add(1, Ordering::SeqCst);
+            FakeCipher.open(ctx, sealed).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_built_from_its_plaintext_equals_the_opened_row_without_decrypting_it() {
+        let cipher = Arc::new(CountingCipher::default());
+        let codec = MessageCodec::new(cipher.clone());
+        let c = conversation(ConversationType::Group, WorkspaceId::generate(), UserId::generate());
+        let id = MessageId::generate();
+        let content = codec.seal(&c, id, "hello &amp; bye").await.unwrap();
+        let new = NewMessage {
+            id,
+            conversation_id: c.id,
+            sender_id: UserId::generate(),
+            client_msg_id: Some("k1".to_owned()),
+            kind: MessageType::Text,
+            content,
+            reply_to_id: None,
+            attachments: Vec::new(),
+            search: None,
+            created_at: now(),
+        };
+        let stored = stored_from_new(&new, 7);
+
+        let built = codec.with_plaintext(&c, stored.clone(), "hello &amp; bye".to_owned()).await.unwrap();
+        assert_eq!(cipher.opened.load(Ordering::SeqCst), 0, "nothing was decrypted");
+        let opened = codec.open(&c, stored).await.unwrap();
+        assert_eq!(cipher.opened.load(Ordering::SeqCst), 1);
+        assert_eq!(built, opened);
+        assert_eq!(built.content, "hello &amp; bye");
+        assert_eq!(built.seq, 7);
     }
 }

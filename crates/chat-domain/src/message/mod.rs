@@ -9,7 +9,7 @@ mod service;
 pub use codec::MessageCodec;
 pub use model::*;
 pub use ports::*;
-pub use service::{MAX_ATTACHMENTS, MAX_CLIENT_MSG_ID_LEN, MessageService, SendMessage, Sent};
+pub use service::{MAX_ATTACHMENTS, MAX_CLIENT_MSG_ID_LEN, MessageService, PreparedSend, SendMessage, Sent};
 
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@ use crate::cipher::Sealed;
 use crate::error::DomainError;
 use crate::file::{FileName, StoredFile};
 use crate::ids::{ConversationId, FileId, MessageId, UserId};
+use crate::search::IndexEntry;
 use crate::text::char_len;
 
 /// What kind of message it is.
@@ -266,6 +267,10 @@ pub struct NewMessage {
     /// Files to attach, in order (validated by the service: distinct files of this
     /// conversation); the store links them in the insert's transaction.
     pub attachments: Vec<FileId>,
+    /// Its search index entry (blind tags of its plain text; `None` in end-to-end
+    /// conversations or without search): the store writes it in the insert's transaction, so
+    /// a committed message is searchable at once and indexing costs no transaction of its own.
+    pub search: Option<IndexEntry>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
 }

@@ -59,6 +59,19 @@ impl Sent {
     }
 }
 
+/// A send that passed every check and is sealed, waiting to be inserted
+/// ([`MessageService::prepare_send`], then [`MessageService::commit_send`]).
+#[derive(Debug)]
+pub struct PreparedSend(Prepared);
+
+#[derive(Debug)]
+enum Prepared {
+    /// A retry of an earlier send: nothing to insert.
+    Replayed(Message),
+    /// The sealed row, with the plaintext it was sealed from (the push needs no decryption).
+    Insert { view: Box<View>, message: NewMessage, plaintext: String },
+}
+
 /// Messages: send, history, threads, edit, delete, reactions.
 #[derive(Clone)]
 pub struct MessageService {
@@ -121,8 +134,9 @@ impl MessageService {
         }
     }
 
-    /// Indexes plain-text messages for search after each committed send and edit, and drops
-    /// their tags on delete (never for end-to-end conversations).
+    /// Indexes plain-text messages for search — a send's tags are written with the message
+    /// in its insert's transaction, an edit re-indexes after its commit — and drops their tags
+    /// on delete (never for end-to-end conversations).
     #[must_use]
     pub fn with_search(mut self, indexer: Indexer) -> Self {
         self.search = Some(indexer);
@@ -203,6 +217,23 @@ impl MessageService {
     /// `NotFound` for a `replyToId` outside the conversation.
     #[tracing::instrument(skip(self, req), fields(actor = %actor, conversation = %id))]
     pub async fn send(&self, actor: UserId, id: ConversationId, req: SendMessage) -> DomainResult<Sent> {
+        let prepared = self.prepare_send(actor, id, req).await?;
+        self.commit_send(prepared).await
+    }
+
+    /// The first half of [`Self::send`]: every check (access, content, attachments, rate
+    /// limit, reply target), the DOCUMENT join, and the sealing — everything but the insert.
+    /// A socket prepares its sends one after the other, in the order its client sent them,
+    /// and may then wait for several commits at once ([`Self::commit_send`]).
+    ///
+    /// # Errors
+    /// As [`Self::send`].
+    pub async fn prepare_send(
+        &self,
+        actor: UserId,
+        id: ConversationId,
+        req: SendMessage,
+    ) -> DomainResult<PreparedSend> {
         let view = self.access.view(actor, id).await?;
         view.ensure_may_post()?;
         if let Some(key) = &req.client_msg_id {
@@ -212,7 +243,8 @@ impl MessageService {
             if view.member.is_some()
                 && let Some(original) = self.messages.find_by_client_msg_id(id, actor, key).await?
             {
-                return Ok(Sent::Replayed(self.codec.open(&view.conversation, original).await?));
+                let original = self.codec.open(&view.conversation, original).await?;
+                return Ok(PreparedSend(Prepared::Replayed(original)));
             }
         }
         view.ensure_writable()?;
@@ -239,7 +271,11 @@ impl MessageService {
         }
         let message_id = MessageId::generate();
         let content = self.codec.seal(&view.conversation, message_id, body.as_str()).await?;
-        let new = NewMessage {
+        let plaintext = body.into_string();
+        let created_at = self.clock.now();
+        let search =
+            self.search.as_ref().and_then(|s| s.entry_for(&view.conversation, message_id, created_at, &plaintext));
+        let message = NewMessage {
             id: message_id,
             conversation_id: id,
             sender_id: actor,
@@ -248,21 +284,34 @@ impl MessageService {
             content,
             reply_to_id,
             attachments: req.attachments,
-            created_at: self.clock.now(),
+            search,
+            created_at,
+        };
+        Ok(PreparedSend(Prepared::Insert { view: Box::new(view), message, plaintext }))
+    }
+
+    /// The second half of [`Self::send`]: inserts a prepared message with its search tags
+    /// (waiting for the commit of its batch), then publishes `message:new`. Nothing is answered before
+    /// the commit. A store's `insert_message` queues the message for its batch before its
+    /// first wait, so commits started in turn join the batches in that order.
+    ///
+    /// # Errors
+    /// `Conflict` when the conversation was archived meanwhile; store errors.
+    pub async fn commit_send(&self, prepared: PreparedSend) -> DomainResult<Sent> {
+        let (view, new, plaintext) = match prepared.0 {
+            Prepared::Replayed(original) => return Ok(Sent::Replayed(original)),
+            Prepared::Insert { view, message, plaintext } => (view, message, plaintext),
         };
         match self.messages.insert_message(&new).await? {
             InsertOutcome::Inserted(stored) => {
-                let message = self.codec.open(&view.conversation, stored).await?;
+                // The row holds what was sealed above: no need to decrypt it again.
+                let message = self.codec.with_plaintext(&view.conversation, stored, plaintext).await?;
                 self.events
                     .publish(DomainEvent::MessageCreated {
                         workspace_id: view.conversation.workspace_id,
                         message: message.clone(),
                     })
                     .await;
-                // After the fan-out, so that indexing never delays delivery.
-                if let Some(search) = &self.search {
-                    search.index(&view.conversation, &message).await;
-                }
                 Ok(Sent::New(message))
             }
             InsertOutcome::Duplicate(original) => {

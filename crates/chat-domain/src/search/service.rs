@@ -1,6 +1,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use super::ports::{BlindIndexer, IndexEntry, SearchCursor, SearchIndex, TagQuery};
 use super::tokens::{SearchQuery, index_tokens};
 use crate::access::Access;
@@ -38,6 +40,35 @@ impl Indexer {
     #[must_use]
     pub fn new(indexer: Arc<dyn BlindIndexer>, index: Arc<dyn SearchIndex>) -> Self {
         Self { indexer, index }
+    }
+
+    /// The index entry of a new message of `conversation`, for its insert to write: none in
+    /// end-to-end conversations, and none (after a warning) when tagging fails — a send never
+    /// fails for its index.
+    #[must_use]
+    pub fn entry_for(
+        &self,
+        conversation: &Conversation,
+        message: MessageId,
+        created_at: DateTime<Utc>,
+        plaintext: &str,
+    ) -> Option<IndexEntry> {
+        if conversation.is_encrypted {
+            return None;
+        }
+        match self.indexer.tags(conversation.workspace_id, &index_tokens(plaintext)) {
+            Ok(tags) => Some(IndexEntry {
+                message_id: message,
+                workspace_id: conversation.workspace_id,
+                conversation_id: conversation.id,
+                created_at,
+                tags,
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, %message, "search index: tagging failed; message not indexed");
+                None
+            }
+        }
     }
 
     /// (Re)indexes a committed message of `conversation` by its plain text. End-to-end

@@ -9,7 +9,7 @@ use crate::conversation::ConversationRole::{Admin, Member as Plain};
 use crate::conversation::{Conversation, ConversationListing, ConversationType};
 use crate::error::{DomainError, RepoError};
 use crate::ids::{ConversationId, MessageId, UserId};
-use crate::message::{InsertOutcome, SendMessage, StoredMessage};
+use crate::message::{InsertOutcome, NewMessage, SendMessage, StoredMessage};
 use crate::tests::{
     Scene, assert_invalid, conversation, fake_tag, member, minutes_ago, now, stored_from_new, stored_message,
 };
@@ -344,35 +344,40 @@ fn record_index_writes(scene: &mut Scene) -> Entries {
     entries
 }
 
-fn expect_insert(scene: &mut Scene) {
-    scene
-        .mocks
-        .messages
-        .expect_insert_message()
-        .times(1)
-        .returning(|new| Ok(InsertOutcome::Inserted(stored_from_new(new, 1))));
+type Inserted = Arc<Mutex<Vec<NewMessage>>>;
+
+/// Inserts succeed; the messages handed to the store are recorded.
+fn record_inserts(scene: &mut Scene) -> Inserted {
+    let inserted: Inserted = Arc::default();
+    let log = inserted.clone();
+    scene.mocks.messages.expect_insert_message().times(1).returning(move |new| {
+        log.lock().unwrap().push(new.clone());
+        Ok(InsertOutcome::Inserted(stored_from_new(new, 1)))
+    });
+    inserted
 }
 
 #[tokio::test]
-async fn a_sent_message_is_indexed_by_the_tags_of_its_sanitised_text() {
+async fn a_sent_message_carries_the_tags_of_its_sanitised_text_into_its_insert() {
     let mut w = world();
-    let entries = record_index_writes(&mut w.scene);
-    expect_insert(&mut w.scene);
+    // Written with the message, in its transaction: no separate index write.
+    w.scene.mocks.search_index.expect_replace_message_tags().never();
+    let inserted = record_inserts(&mut w.scene);
     let (alice, workspace, group) = (w.scene.alice.id, w.scene.workspace.id, w.group.clone());
 
     let sent = w.scene.build().chat.messages.send(alice, group.id, text("<b>Ship</b> it")).await.unwrap();
 
-    let entry = entries.lock().unwrap().remove(0);
+    let new = inserted.lock().unwrap().remove(0);
     let expected: Vec<SearchTag> = ["ship", "it", "shi"].iter().map(|t| fake_tag(workspace, t)).collect();
     assert_eq!(
-        entry,
-        IndexEntry {
+        new.search,
+        Some(IndexEntry {
             message_id: sent.message().id,
             workspace_id: workspace,
             conversation_id: group.id,
             created_at: sent.message().created_at,
             tags: expected,
-        }
+        })
     );
 }
 
@@ -380,20 +385,11 @@ async fn a_sent_message_is_indexed_by_the_tags_of_its_sanitised_text() {
 async fn a_message_to_an_e2e_conversation_is_never_indexed() {
     let mut w = world();
     w.scene.mocks.search_index.expect_replace_message_tags().never();
-    expect_insert(&mut w.scene);
+    let inserted = record_inserts(&mut w.scene);
     let envelope = r#"{"v":1,"senderDevice":"d","recipients":{"r":{"header":"h","ciphertext":"c"}}}"#;
     let (alice, e2e) = (w.scene.alice.id, w.e2e.id);
     w.scene.build().chat.messages.send(alice, e2e, text(envelope)).await.unwrap();
-}
-
-#[tokio::test]
-async fn a_failed_index_write_does_not_fail_the_send() {
-    let mut w = world();
-    w.scene.mocks.search_index.expect_replace_message_tags().times(1).returning(|_| Err(RepoError::msg("down")));
-    expect_insert(&mut w.scene);
-    let (alice, group) = (w.scene.alice.id, w.group.id);
-    let sent = w.scene.build().chat.messages.send(alice, group, text("still delivered")).await;
-    assert!(sent.is_ok(), "{sent:?}");
+    assert_eq!(inserted.lock().unwrap()[0].search, None);
 }
 
 #[tokio::test]
@@ -427,4 +423,19 @@ async fn a_delete_drops_the_messages_tags() {
     let id = message.id;
     w.scene.mocks.search_index.expect_delete_message_tags().withf(move |m| *m == id).times(1).returning(|_| Ok(()));
     w.scene.build().chat.messages.delete(bob, message.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_index_write_does_not_fail_an_edit() {
+    let mut w = world();
+    w.scene.mocks.search_index.expect_replace_message_tags().times(1).returning(|_| Err(RepoError::msg("down")));
+    let alice = w.scene.alice.id;
+    let original = stored_message(&w.group, alice, 1, "old words");
+    w.scene.mocks.with_message(&original);
+    let before = original.clone();
+    w.scene.mocks.messages.expect_edit_message().times(1).returning(move |_, sealed, at| {
+        Ok(Some(StoredMessage { content: Some(sealed.clone()), edited_at: Some(at), ..before.clone() }))
+    });
+    let edited = w.scene.build().chat.messages.edit(alice, original.id, "still edited".to_owned()).await;
+    assert_eq!(edited.expect("the edit stands").content, "still edited");
 }
