@@ -389,13 +389,9 @@ pub(crate) async fn commit_batch(
 #[cfg(all(test, feature = "testing"))]
 mod tests {
     use chat_domain::cipher::Sealed;
-    use chat_domain::conversation::{
-        Conversation, ConversationRepository, ConversationRole, ConversationType, Member, NewConversation,
-    };
-    use chat_domain::ids::{ConversationId, MessageId, UserId, WorkspaceId};
+    use chat_domain::conversation::ConversationRepository;
+    use chat_domain::ids::{ConversationId, MessageId, UserId};
     use chat_domain::message::{MessageRepository, MessageType};
-    use chat_domain::user::{DisplayName, Email, NewUser, PasswordHash, UserRepository};
-    use chat_domain::workspace::{Name, Workspace, WorkspaceRepository};
     use chrono::Utc;
 
     use super::*;
@@ -405,54 +401,7 @@ mod tests {
     async fn store_with(n: usize) -> Option<(crate::testing::TestDatabase, PgStore, UserId, Vec<ConversationId>)> {
         let database = crate::testing::fresh_database().await?;
         let store = PgStore::connect(database.url(), 4).await.expect("connect");
-        let now = Utc::now();
-        let user = NewUser {
-            id: UserId::generate(),
-            email: Email::parse("ada@example.com").expect("e-mail"),
-            display_name: DisplayName::parse("ada").expect("name"),
-            password_hash: PasswordHash("x".to_owned()),
-            created_at: now,
-        };
-        let ada = store.create_user(&user).await.expect("user").id;
-        let workspace = Workspace {
-            id: WorkspaceId::generate(),
-            name: Name::parse("name", "acme").expect("name"),
-            slug: "acme".to_owned(),
-            created_by: ada,
-            created_at: now,
-        };
-        store.create_workspace(&workspace).await.expect("workspace");
-        let mut conversations = Vec::new();
-        for _ in 0..n {
-            let conversation = Conversation {
-                id: ConversationId::generate(),
-                workspace_id: workspace.id,
-                kind: ConversationType::Group,
-                name: Some("general".to_owned()),
-                description: None,
-                icon: None,
-                document_id: None,
-                is_encrypted: false,
-                max_participants: 10,
-                created_by: ada,
-                last_seq: 0,
-                created_at: now,
-                updated_at: now,
-                archived_at: None,
-            };
-            let member = Member {
-                conversation_id: conversation.id,
-                user_id: ada,
-                role: ConversationRole::Admin,
-                joined_at: now,
-                last_read_seq: 0,
-                last_read_at: None,
-                is_muted: false,
-            };
-            conversations.push(conversation.id);
-            let new = NewConversation { conversation, unique_key: None, members: vec![member] };
-            store.create_conversation(&new).await.expect("conversation");
-        }
+        let (ada, conversations) = chat_store_tests::one_user_with_groups(&store, n).await;
         Some((database, store, ada, conversations))
     }
 

@@ -140,13 +140,9 @@ pub(crate) fn commit_batch(
 #[cfg(test)]
 mod tests {
     use chat_domain::cipher::Sealed;
-    use chat_domain::conversation::{
-        Conversation, ConversationRepository, ConversationRole, ConversationType, Member, NewConversation,
-    };
-    use chat_domain::ids::{ConversationId, MessageId, UserId, WorkspaceId};
+    use chat_domain::conversation::ConversationRepository;
+    use chat_domain::ids::{ConversationId, MessageId, UserId};
     use chat_domain::message::{MessageRepository, MessageType};
-    use chat_domain::user::{DisplayName, Email, NewUser, PasswordHash, UserRepository};
-    use chat_domain::workspace::{Name, Workspace, WorkspaceRepository};
     use chrono::Utc;
 
     use super::*;
@@ -156,54 +152,7 @@ mod tests {
     async fn store_with(n: usize) -> (tempfile::TempDir, SqliteStore, UserId, Vec<ConversationId>) {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let store = SqliteStore::open(dir.path().join("chat.db").to_str().expect("utf-8"), 2).await.expect("open");
-        let now = Utc::now();
-        let user = NewUser {
-            id: UserId::generate(),
-            email: Email::parse("ada@example.com").expect("e-mail"),
-            display_name: DisplayName::parse("ada").expect("name"),
-            password_hash: PasswordHash("x".to_owned()),
-            created_at: now,
-        };
-        let ada = store.create_user(&user).await.expect("user").id;
-        let workspace = Workspace {
-            id: WorkspaceId::generate(),
-            name: Name::parse("name", "acme").expect("name"),
-            slug: "acme".to_owned(),
-            created_by: ada,
-            created_at: now,
-        };
-        store.create_workspace(&workspace).await.expect("workspace");
-        let mut conversations = Vec::new();
-        for _ in 0..n {
-            let conversation = Conversation {
-                id: ConversationId::generate(),
-                workspace_id: workspace.id,
-                kind: ConversationType::Group,
-                name: Some("general".to_owned()),
-                description: None,
-                icon: None,
-                document_id: None,
-                is_encrypted: false,
-                max_participants: 10,
-                created_by: ada,
-                last_seq: 0,
-                created_at: now,
-                updated_at: now,
-                archived_at: None,
-            };
-            let member = Member {
-                conversation_id: conversation.id,
-                user_id: ada,
-                role: ConversationRole::Admin,
-                joined_at: now,
-                last_read_seq: 0,
-                last_read_at: None,
-                is_muted: false,
-            };
-            conversations.push(conversation.id);
-            let new = NewConversation { conversation, unique_key: None, members: vec![member] };
-            store.create_conversation(&new).await.expect("conversation");
-        }
+        let (ada, conversations) = chat_store_tests::one_user_with_groups(&store, n).await;
         (dir, store, ada, conversations)
     }
 

@@ -247,3 +247,34 @@ macro_rules! behaviour_suite {
         )+
     };
 }
+
+/// One account that is the admin of `n` open group conversations of one workspace, in any
+/// store: what the stores' own batch tests start from. Returns the account and the
+/// conversations.
+///
+/// # Panics
+/// When the store refuses any of it.
+pub async fn one_user_with_groups<S>(
+    store: &S,
+    n: usize,
+) -> (chat_domain::ids::UserId, Vec<chat_domain::ids::ConversationId>)
+where
+    S: UserRepository + WorkspaceRepository + ConversationRepository,
+{
+    let ada = store.create_user(&fixtures::new_user("ada")).await.expect("create a user");
+    let workspace = fixtures::new_workspace(&ada, "acme", fixtures::at(0));
+    store.create_workspace(&workspace).await.expect("create a workspace");
+    let mut conversations = Vec::with_capacity(n);
+    for _ in 0..n {
+        let new = fixtures::new_conversation(
+            &workspace,
+            chat_domain::conversation::ConversationType::Group,
+            &ada,
+            &[],
+            fixtures::at(0),
+        );
+        conversations.push(new.conversation.id);
+        store.create_conversation(&new).await.expect("create a conversation");
+    }
+    (ada.id, conversations)
+}
