@@ -43,10 +43,9 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use chat_domain::error::RepoError;
-use chat_domain::message::NewMessage;
+use chat_domain::message::{GroupCommitCounters, GroupCommitStats, NewMessage};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel::sql_types::{Array, BigInt, Timestamptz, Uuid as SqlUuid};
@@ -81,37 +80,18 @@ struct Request {
     reply: Reply,
 }
 
-/// Batches committed and messages in them, since the store was opened.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    batches: AtomicU64,
-    messages: AtomicU64,
-    largest: AtomicU64,
-}
-
-/// Group-commit figures of a store: how well concurrent sends are being batched.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GroupCommitStats {
-    /// Transactions committed (or attempted) by the batchers.
-    pub batches: u64,
-    /// Messages those transactions carried.
-    pub messages: u64,
-    /// The largest batch so far.
-    pub largest: u64,
-}
-
 /// The senders' end of the batchers.
 #[derive(Clone)]
 pub(crate) struct InsertQueue {
     shards: Arc<[mpsc::Sender<Request>]>,
-    counters: Arc<Counters>,
+    counters: Arc<GroupCommitCounters>,
 }
 
 impl InsertQueue {
     /// Starts [`SHARDS`] batchers on the current Tokio runtime. They stop once every clone of
     /// the queue is dropped.
     pub(crate) fn start(pool: &Pool<AsyncPgConnection>) -> Self {
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(GroupCommitCounters::default());
         let shards = (0..SHARDS)
             .map(|_| {
                 let (tx, rx) = mpsc::channel(QUEUE);
@@ -132,21 +112,15 @@ impl InsertQueue {
     }
 
     pub(crate) fn stats(&self) -> GroupCommitStats {
-        GroupCommitStats {
-            batches: AtomicU64::load(&self.counters.batches, Ordering::Relaxed),
-            messages: AtomicU64::load(&self.counters.messages, Ordering::Relaxed),
-            largest: AtomicU64::load(&self.counters.largest, Ordering::Relaxed),
-        }
+        self.counters.stats()
     }
 }
 
-async fn run(pool: Pool<AsyncPgConnection>, mut rx: mpsc::Receiver<Request>, counters: Arc<Counters>) {
+async fn run(pool: Pool<AsyncPgConnection>, mut rx: mpsc::Receiver<Request>, counters: Arc<GroupCommitCounters>) {
     let mut requests = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut requests, MAX_BATCH).await > 0 {
         let size = requests.len() as u64;
-        counters.batches.fetch_add(1, Ordering::Relaxed);
-        counters.messages.fetch_add(size, Ordering::Relaxed);
-        counters.largest.fetch_max(size, Ordering::Relaxed);
+        counters.record(size);
         let span = tracing::debug_span!("insert_batch", size);
         tracing::Instrument::instrument(commit_requests(&pool, &mut requests), span).await;
     }

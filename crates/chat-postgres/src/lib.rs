@@ -62,7 +62,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Serialises migrations across processes: several server nodes may start at once.
 const MIGRATION_LOCK_KEY: i64 = 0x6368_6174_6d69_6772; // "chatmigr"
 
-pub use group_commit::GroupCommitStats;
+use chat_domain::message::GroupCommitStats;
 
 /// Every repository port on one Postgres database.
 #[derive(Clone)]

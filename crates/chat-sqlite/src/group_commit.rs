@@ -16,10 +16,9 @@
 //! Savepoints are in-process here (no round trip), so they cost next to nothing.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use chat_domain::error::RepoError;
-use chat_domain::message::{InsertOutcome, NewMessage};
+use chat_domain::message::{GroupCommitCounters, GroupCommitStats, InsertOutcome, NewMessage};
 use diesel::result::Error as DieselError;
 use diesel::sqlite::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::Pool;
@@ -40,36 +39,18 @@ struct Request {
     reply: oneshot::Sender<Outcome>,
 }
 
-#[derive(Debug, Default)]
-struct Counters {
-    batches: AtomicU64,
-    messages: AtomicU64,
-    largest: AtomicU64,
-}
-
-/// Group-commit figures of a store: how well concurrent sends are being batched.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GroupCommitStats {
-    /// Transactions committed (or attempted) by the batcher.
-    pub batches: u64,
-    /// Messages those transactions carried.
-    pub messages: u64,
-    /// The largest batch so far.
-    pub largest: u64,
-}
-
 /// The senders' end of the batcher.
 #[derive(Clone)]
 pub(crate) struct InsertQueue {
     tx: mpsc::Sender<Request>,
-    counters: Arc<Counters>,
+    counters: Arc<GroupCommitCounters>,
 }
 
 impl InsertQueue {
     /// Starts the batcher on the current Tokio runtime; it stops once every clone of the queue
     /// is dropped.
     pub(crate) fn start(pool: Pool<AsyncSqlite>) -> Self {
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(GroupCommitCounters::default());
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(run(pool, rx, Arc::clone(&counters)));
         Self { tx, counters }
@@ -83,21 +64,15 @@ impl InsertQueue {
     }
 
     pub(crate) fn stats(&self) -> GroupCommitStats {
-        GroupCommitStats {
-            batches: self.counters.batches.load(Ordering::Relaxed),
-            messages: self.counters.messages.load(Ordering::Relaxed),
-            largest: self.counters.largest.load(Ordering::Relaxed),
-        }
+        self.counters.stats()
     }
 }
 
-async fn run(pool: Pool<AsyncSqlite>, mut rx: mpsc::Receiver<Request>, counters: Arc<Counters>) {
+async fn run(pool: Pool<AsyncSqlite>, mut rx: mpsc::Receiver<Request>, counters: Arc<GroupCommitCounters>) {
     let mut requests = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut requests, MAX_BATCH).await > 0 {
         let size = requests.len() as u64;
-        counters.batches.fetch_add(1, Ordering::Relaxed);
-        counters.messages.fetch_add(size, Ordering::Relaxed);
-        counters.largest.fetch_max(size, Ordering::Relaxed);
+        counters.record(size);
         let span = tracing::debug_span!("insert_batch", size);
         tracing::Instrument::instrument(commit_requests(&pool, &mut requests), span).await;
     }

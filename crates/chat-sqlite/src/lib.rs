@@ -41,5 +41,4 @@ mod store;
 mod users;
 mod workspaces;
 
-pub use group_commit::GroupCommitStats;
 pub use store::SqliteStore;

@@ -166,7 +166,7 @@ impl SqliteStore {
 
     /// How message inserts have been batched so far (see `group_commit.rs`).
     #[must_use]
-    pub fn group_commit_stats(&self) -> crate::GroupCommitStats {
+    pub fn group_commit_stats(&self) -> chat_domain::message::GroupCommitStats {
         self.inserts.stats()
     }
 

@@ -7,7 +7,7 @@ use chat_domain::file::{FileSeals, SealedFileRow, StoredFile};
 use chat_domain::ids::{FileId, WorkspaceId};
 
 use crate::Stores;
-use crate::fixtures::{at, group, sealed, user, workspace};
+use crate::fixtures::{all_pages, at, group, sealed, user, workspace};
 
 /// Every field survives storage, including sealed bytes that are not UTF-8; a second row with
 /// the same id or storage key is refused; an unknown id finds nothing.
@@ -53,16 +53,10 @@ fn sealed_as(version: i32, fill: u8) -> Sealed {
 }
 
 async fn all_below(stores: &Stores, workspace: WorkspaceId, below: i32, limit: u32) -> Vec<SealedFileRow> {
-    let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let page = stores.files.sealed_files_in_workspace(workspace, below, after, limit).await.expect("list");
-        assert!(page.len() <= limit as usize);
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        out.extend(page);
-    }
-    out
+    all_pages(limit, |row: &SealedFileRow| row.id, |after| async move {
+        stores.files.sealed_files_in_workspace(workspace, below, after, limit).await.expect("list")
+    })
+    .await
 }
 
 /// Re-encryption of files, store side: the workspace's files whose wrapped key *or* sealed

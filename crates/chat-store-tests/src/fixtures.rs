@@ -14,6 +14,25 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use crate::Stores;
 
+/// Every page of a listing keyed by `key` (each page strictly after the previous page's last
+/// key), asserting no page exceeds `limit`; stops at the first empty page.
+pub(crate) async fn all_pages<T, K, F, Fut>(limit: u32, key: impl Fn(&T) -> K, mut page: F) -> Vec<T>
+where
+    F: FnMut(Option<K>) -> Fut,
+    Fut: std::future::Future<Output = Vec<T>>,
+{
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let items = page(after.take()).await;
+        assert!(items.len() <= limit as usize);
+        let Some(last) = items.last() else { break };
+        after = Some(key(last));
+        out.extend(items);
+    }
+    out
+}
+
 /// `secs` seconds after 2025-01-01T00:00:00Z.
 pub(crate) fn at(secs: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).single().expect("a valid instant") + chrono::Duration::seconds(secs)

@@ -15,7 +15,7 @@ use chat_domain::message::{SealedContent, StoredMessage};
 use chat_domain::search::{IndexEntry, SearchTag, TAG_LEN, TagQuery};
 
 use crate::Stores;
-use crate::fixtures::{at, group, insert, new_message, user, workspace};
+use crate::fixtures::{all_pages, at, group, insert, new_message, user, workspace};
 
 fn sealed_as(version: i32, fill: u8) -> Sealed {
     Sealed { key_version: version, bytes: vec![fill, 0x00, 0xff, fill] }
@@ -30,16 +30,14 @@ fn as_content(message: &StoredMessage) -> SealedContent {
 }
 
 async fn all_below(stores: &Stores, workspace: WorkspaceId, below: i32, limit: u32) -> Vec<SealedContent> {
-    let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let page = stores.messages.sealed_in_workspace(workspace, below, after, limit).await.expect("list sealed");
-        assert!(page.len() <= limit as usize);
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        out.extend(page);
-    }
-    out
+    all_pages(
+        limit,
+        |row: &SealedContent| row.id,
+        |after| async move {
+            stores.messages.sealed_in_workspace(workspace, below, after, limit).await.expect("list sealed")
+        },
+    )
+    .await
 }
 
 /// Re-encryption reads the workspace's live content sealed below a version, by id and in

@@ -127,3 +127,44 @@ pub trait MessageRepository: Send + Sync {
     /// [`RepoError`] on storage failure.
     async fn replace_sealed(&self, id: MessageId, expected: &Sealed, new: &Sealed) -> Result<bool, RepoError>;
 }
+
+/// Group-commit figures of a store (see [`MessageRepository::insert_message`]): how well
+/// concurrent sends are being batched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupCommitStats {
+    /// Transactions committed (or attempted) by the store's batchers.
+    pub batches: u64,
+    /// Messages those transactions carried.
+    pub messages: u64,
+    /// The largest batch so far.
+    pub largest: u64,
+}
+
+/// The counters behind [`GroupCommitStats`], shared by a store's batchers.
+#[derive(Debug, Default)]
+pub struct GroupCommitCounters {
+    batches: std::sync::atomic::AtomicU64,
+    messages: std::sync::atomic::AtomicU64,
+    largest: std::sync::atomic::AtomicU64,
+}
+
+impl GroupCommitCounters {
+    /// Counts one batch of `size` messages.
+    pub fn record(&self, size: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.batches.fetch_add(1, Relaxed);
+        self.messages.fetch_add(size, Relaxed);
+        self.largest.fetch_max(size, Relaxed);
+    }
+
+    /// The figures so far.
+    #[must_use]
+    pub fn stats(&self) -> GroupCommitStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        GroupCommitStats {
+            batches: self.batches.load(Relaxed),
+            messages: self.messages.load(Relaxed),
+            largest: self.largest.load(Relaxed),
+        }
+    }
+}
