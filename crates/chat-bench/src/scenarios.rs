@@ -17,7 +17,7 @@ use crate::profile::Profile;
 use crate::provision::{self, World};
 use crate::report::{Durable, Fanout, Idle, Naive, Report, Shape, Startup};
 use crate::server::{self, FreshDb, OursConfig, Server, Store};
-use crate::stats::{Latency, Step};
+use crate::stats::{Latency, Step, capacity};
 use crate::wire::Protocol;
 
 /// Where things are and which cores to use.
@@ -199,7 +199,34 @@ impl Runner {
         (step, t.ack_latency.as_ref().map(Latency::from_histogram).unwrap_or_default())
     }
 
-    /// Steps up `ladder` until a step fails.
+    /// One step of the ladder at `offered` deliveries/s (each sender paced to `per_sender`
+    /// messages/s), logged with `note`.
+    #[allow(clippy::too_many_arguments)]
+    async fn paced(
+        &mut self,
+        conns: &[Conn],
+        senders: &[usize],
+        per_sender: f64,
+        recipients: u64,
+        servers: &[&Server],
+        offered: f64,
+        note: &str,
+    ) -> Step {
+        let drive = Drive::Pace { per_sender };
+        let (step, _) =
+            self.step(conns, senders, &drive, self.env.profile.step_secs, recipients, servers, offered).await;
+        log(&format!(
+            "  {:>9.0}/s offered{note}: {:.3}% delivered, p99 {:.1} ms, generator {:.0}%",
+            offered,
+            step.delivered_ratio() * 100.0,
+            step.latency.p99_us as f64 / 1000.0,
+            step.generator_utilisation() * 100.0
+        ));
+        step
+    }
+
+    /// Steps up `ladder` until a step fails, then measures half the capacity found if no step
+    /// did (the latency targets are read there).
     async fn ladder(
         &mut self,
         conns: &[Conn],
@@ -221,16 +248,7 @@ impl Runner {
         while i < ladder.len() {
             let offered = ladder[i];
             i += 1;
-            let drive = Drive::Pace { per_sender: per_sender(offered) };
-            let (step, _) =
-                self.step(conns, senders, &drive, self.env.profile.step_secs, recipients, servers, offered).await;
-            log(&format!(
-                "  {:>9.0}/s offered: {:.3}% delivered, p99 {:.1} ms, generator {:.0}%",
-                offered,
-                step.delivered_ratio() * 100.0,
-                step.latency.p99_us as f64 / 1000.0,
-                step.generator_utilisation() * 100.0
-            ));
+            let step = self.paced(conns, senders, per_sender(offered), recipients, servers, offered, "").await;
             let passed = step.passes();
             let lowest = steps.iter().all(|s: &Step| s.offered_per_sec > offered);
             steps.push(step);
@@ -250,6 +268,15 @@ impl Runner {
             }
             // Let queues settle between steps.
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // Latency targets are read at half the capacity: measure that load when no step did.
+        if let Some(half) = capacity(&steps).map(|c| (c / 2.0).round())
+            && !steps.iter().any(|s| s.offered_per_sec <= half * 1.01)
+        {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let step =
+                self.paced(conns, senders, per_sender(half), recipients, servers, half, " (half the capacity)").await;
+            steps.push(step);
         }
         steps.sort_by(|a, b| a.offered_per_sec.total_cmp(&b.offered_per_sec));
         steps

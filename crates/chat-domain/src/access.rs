@@ -128,11 +128,9 @@ impl Access {
     /// `NotFound` for a missing conversation, one in a workspace the caller is not in, or a
     /// DM/GROUP they are not a member of.
     pub async fn view(&self, actor: UserId, id: ConversationId) -> DomainResult<View> {
-        let conversation = self.conversations.find_conversation(id).await?.ok_or(DomainError::NotFound)?;
-        let workspace_role =
-            self.workspaces.member_role(conversation.workspace_id, actor).await?.ok_or(DomainError::NotFound)?;
-        let member = self.conversations.find_member(id, actor).await?;
-        let view = View { conversation, workspace_role, member };
+        let standing = self.conversations.find_standing(id, actor).await?.ok_or(DomainError::NotFound)?;
+        let workspace_role = standing.workspace_role.ok_or(DomainError::NotFound)?;
+        let view = View { conversation: standing.conversation, workspace_role, member: standing.member };
         if view.member.is_some() || view.may_self_join() { Ok(view) } else { Err(DomainError::NotFound) }
     }
 }

@@ -22,7 +22,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use crate::audit::{AuditCursor, AuditEntry, AuditLog};
 use crate::cipher::{ContentCipher, ContentSanitizer, MockContentSanitizer, SealContext, Sealed};
 use crate::clock::Clock;
-use crate::conversation::{Conversation, ConversationRole, ConversationType, Member, MockConversationRepository};
+use crate::conversation::{
+    Conversation, ConversationRole, ConversationType, Member, MockConversationRepository, Standing,
+};
 use crate::error::{DomainError, RepoError};
 use crate::event::{DomainEvent, EventPublisher};
 use crate::ids::{ConversationId, MessageId, UserId, WorkspaceId};
@@ -458,10 +460,22 @@ impl Mocks {
     pub(crate) fn build(mut self) -> Harness {
         stub_member_roles(&mut self.workspaces, self.workspace_members.clone());
         let all = self.workspace_members;
+        let roles = all.clone();
         self.workspaces
             .expect_list_workspace_members()
             .returning(move |workspace| Ok(all.iter().filter(|m| m.workspace_id == workspace).cloned().collect()));
         let rows = self.conversation_rows;
+        let (standing_rows, standing_members) = (rows.clone(), self.members.clone());
+        self.conversations.expect_find_standing().returning(move |id, user| {
+            Ok(standing_rows.iter().find(|c| c.id == id).map(|conversation| Standing {
+                conversation: conversation.clone(),
+                workspace_role: roles
+                    .iter()
+                    .find(|m| m.workspace_id == conversation.workspace_id && m.user.id == user)
+                    .map(|m| m.role),
+                member: standing_members.iter().find(|m| m.conversation_id == id && m.user_id == user).cloned(),
+            }))
+        });
         self.conversations
             .expect_find_conversation()
             .returning(move |id| Ok(rows.iter().find(|c| c.id == id).cloned()));

@@ -5,17 +5,34 @@
 //! `CORS_ORIGIN`, then the per-IP connection rate. Each socket is one task: it reads client
 //! frames and answers each with an ack or an error frame (the same services and codes as
 //! REST), writes the pushes the hub queues for it, pings, and closes an idle or slow socket.
+//!
+//! **How a socket is served.** actix-http hands every request that asks for a WebSocket
+//! upgrade, with its connection, to `serve_upgrade` ([`crate::serve`] installs it). The request
+//! still goes through the application — middleware, then the `upgrade` route, where the
+//! checks are — and its response is written on the connection; when the route admitted it,
+//! the raw TCP stream (with any bytes the client already sent) is handed to tokio-tungstenite,
+//! and actix-http's two 8 KiB HTTP buffers are freed. What an open socket keeps is its small
+//! WebSocket read buffer, what it has to write, and its task.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::future::Future;
+use std::future::{Future, Ready};
+use std::io;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, get, web};
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
-use bytestring::ByteString;
+use actix_codec::Framed;
+use actix_http::body::{BodySize, MessageBody};
+use actix_http::h1::{self, Message as H1Message};
+use actix_http::ws::HandshakeError;
+use actix_http::{ConnectionType, Response};
+use actix_service::Service;
+use actix_web::dev::ServiceResponse;
+use actix_web::http::{StatusCode, header};
+use actix_web::rt::task::{JoinError, JoinHandle};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, web};
+use bytes::BytesMut;
 use chat_domain::conversation::ReadTarget;
 use chat_domain::error::DomainError;
 use chat_domain::ids::{ConversationId, FileId, MessageId, UserId, WorkspaceId};
@@ -23,13 +40,18 @@ use chat_domain::message::{MessageType, MessageWindow, SendMessage as SendComman
 use chat_domain::presence::PresenceStatus;
 use chat_domain::realtime::{ConnectionKey, RateKind, take_token};
 use chat_protocol::ws::{self as proto, ClientFrame, client, server};
-use futures_util::StreamExt;
-use futures_util::future::BoxFuture;
-use futures_util::stream::FuturesOrdered;
+use futures_util::future::{BoxFuture, Either};
+use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -37,7 +59,7 @@ use crate::auth::bearer;
 use crate::convert;
 use crate::error::ApiError;
 use crate::metrics::Transport;
-use crate::realtime::hub::{ConnId, Kill, Outbound};
+use crate::realtime::hub::{ConnId, Kill, Outbound, Queued};
 use crate::realtime::wire;
 
 /// Gateway limits and timings.
@@ -77,62 +99,206 @@ const RESUME_PAGE: u32 = 100;
 /// Sends of one socket that may wait for their commit at once; past it the socket stops
 /// reading frames until one is answered.
 const MAX_SENDS_IN_FLIGHT: usize = 64;
+/// A socket's read buffer, allocated for its whole life: the most read from the TCP stream at
+/// once. Client frames are small JSON (a larger one takes several reads, and the buffer grows
+/// to hold it); every open socket pays for this buffer, idle or not (2 KiB rather than 4 KiB
+/// saved a fifth of an idle socket's memory).
+const READ_BUFFER: usize = 2 * 1024;
+/// Written frames wait in the socket's write buffer until this much is pending (or the batch
+/// is flushed): a burst of pushes goes out in few `write`s, and the buffer stays about this
+/// size on a busy socket (it is empty on a socket that wrote nothing yet).
+const WRITE_BUFFER: usize = 8 * 1024;
 
-/// A socket's sends that passed their checks and wait for their commit, each in its own task:
-/// each resolves to its reply frame, and these replies go out in the order their frames came.
-type InFlight = FuturesOrdered<actix_web::rt::task::JoinHandle<ByteString>>;
+/// A socket's sends that passed their checks and wait for their commit, each in its own task
+/// (or already answered, behind sends still waiting): each resolves to its reply frame, and
+/// these replies go out in the order their frames came.
+type InFlight = FuturesOrdered<Either<Ready<Result<Utf8Bytes, JoinError>>, JoinHandle<Utf8Bytes>>>;
+
+/// A socket's WebSocket, over the TCP stream of its upgraded connection.
+type WebSocket = WebSocketStream<TcpStream>;
 
 #[derive(Deserialize)]
 struct TokenQuery {
     token: Option<String>,
 }
 
-/// Upgrades an authenticated, allowed request to a socket.
-#[get("/chat/ws")]
-pub(crate) async fn upgrade(
-    req: HttpRequest,
-    body: web::Payload,
-    state: web::Data<AppState>,
-    query: web::Query<TokenQuery>,
-) -> Result<HttpResponse, actix_web::Error> {
-    let token =
-        bearer(&req).map(str::to_owned).or_else(|| query.into_inner().token).ok_or_else(ApiError::unauthorized)?;
-    let user = state.chat.auth.authenticate(&token).map_err(ApiError::from)?;
+/// The checks before an upgrade, in this order: a valid token (`Authorization: Bearer`, else
+/// `?token=`), then `Origin` against `CORS_ORIGIN`, then the client IP's connection rate.
+/// Returns the user and the client IP.
+async fn admit(req: &HttpRequest, state: &AppState, query_token: Option<String>) -> Result<(UserId, String), ApiError> {
+    let token = bearer(req).map(str::to_owned).or(query_token).ok_or_else(ApiError::unauthorized)?;
+    let user = state.chat.auth.authenticate(&token)?;
     if let (Some(allowed), Some(origin)) = (&state.gateway.cors_origin, req.headers().get(header::ORIGIN))
         && origin.as_bytes() != allowed.as_bytes()
     {
-        return Err(ApiError::forbidden("origin not allowed").into());
+        return Err(ApiError::forbidden("origin not allowed"));
     }
     let ip = req.peer_addr().map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
     if let Err(limited) =
         take_token(&*state.limiter, RateKind::Connections, &ip, state.gateway.connections_per_minute).await
     {
         state.metrics.rate_limited(RateKind::Connections);
-        return Err(ApiError::from(limited).into());
+        return Err(limited.into());
     }
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let stream = stream
-        .max_frame_size(state.gateway.max_frame_bytes)
-        .aggregate_continuations()
-        .max_continuation_size(state.gateway.max_frame_bytes);
-    let (tx, rx) = mpsc::channel(state.gateway.queue_capacity);
-    let kill = Arc::new(Kill::default());
-    let id = state.realtime.hub().register(user.as_uuid(), tx, Arc::clone(&kill));
-    let socket = Socket {
-        state: state.clone(),
-        user,
-        id,
-        connection: Uuid::new_v4(),
-        session,
-        kill,
-        workspaces: HashSet::new(),
-        high_water: HashMap::new(),
-        last_heard: Instant::now(),
-    };
-    let span = tracing::info_span!("socket", connection = %socket.connection, user = %user);
-    // The socket's task keeps its client IP for the audit log (`crate::audit`).
-    actix_web::rt::spawn(tracing::Instrument::instrument(crate::audit::scope(Some(ip), socket.run(stream, rx)), span));
+    Ok((user, ip))
+}
+
+/// Marks a request that [`serve_upgrade`] handed to the application: only such a request has
+/// a connection to upgrade.
+struct Upgrading;
+
+/// What the route hands [`serve_upgrade`] with an admitted upgrade's `101`.
+struct Admitted {
+    state: web::Data<AppState>,
+    user: UserId,
+    ip: String,
+    connection: Uuid,
+    /// The socket's span, opened inside the request's (so its lines carry the request id).
+    span: tracing::Span,
+}
+
+/// Admits an upgrade ([`admit`]), then checks the handshake.
+///
+/// A request that asks for a WebSocket reaches this route through [`serve_upgrade`], which
+/// writes the `101` this returns and opens the socket. A plain `GET` (no `Upgrade: websocket`
+/// header) is answered as before the upgrade existed: the checks' refusals, else the
+/// handshake's (400 without an upgrade header).
+#[get("/chat/ws")]
+pub(crate) async fn upgrade(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<TokenQuery>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let (user, ip) = admit(&req, &state, query.into_inner().token).await?;
+    let mut handshake = actix_http::ws::handshake(req.head())?;
+    if req.extensions().get::<Upgrading>().is_none() {
+        // A handshake actix-http did not recognise as an upgrade (say, `Upgrade: websocket,
+        // h2c`): there is no connection to take over.
+        return Err(HandshakeError::NoWebsocketUpgrade.into());
+    }
+    let mut response = HttpResponse::from(handshake.finish().map_into_boxed_body());
+    let connection = Uuid::new_v4();
+    let span = tracing::info_span!("socket", %connection, %user);
+    response.extensions_mut().insert(Admitted { state, user, ip, connection, span });
     Ok(response)
+}
+
+/// Serves a connection whose request asks for a WebSocket upgrade (actix-http's upgrade
+/// service; `app` is a worker's instance of [`crate::app`]).
+///
+/// The request goes through `app` like any other, so that it meets the same middleware (request
+/// id, access log, metrics, security headers) and the same route. Its response is written on
+/// the connection; a `101` from the [`upgrade`] route becomes a socket, which this future then
+/// serves to its end (so a graceful shutdown waits for it), and anything else closes the
+/// connection.
+///
+/// # Errors
+/// When the response cannot be written (actix-http logs it).
+pub(crate) async fn serve_upgrade<S, B>(
+    app: Rc<S>,
+    (req, framed): (actix_http::Request, Framed<TcpStream, h1::Codec>),
+) -> Result<(), actix_web::Error>
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody + 'static,
+{
+    // Boxed, each: what answers the request is gone once it is answered, and what serves the
+    // socket is only as large as the socket needs.
+    if let Some((admitted, io, read)) = Box::pin(answer(app, req, framed)).await? {
+        Box::pin(admitted.open(io, read)).await;
+    }
+    Ok(())
+}
+
+/// Runs `req` through `app` and writes the response. Returns the admitted upgrade, its TCP
+/// stream and the bytes already read after the request, once the `101` is written.
+async fn answer<S, B>(
+    app: Rc<S>,
+    req: actix_http::Request,
+    mut framed: Framed<TcpStream, h1::Codec>,
+) -> io::Result<Option<(Admitted, TcpStream, BytesMut)>>
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody + 'static,
+{
+    req.extensions_mut().insert(Upgrading);
+    let called = match std::future::poll_fn(|cx| app.poll_ready(cx)).await {
+        Ok(()) => app.call(req).await,
+        Err(e) => Err(e),
+    };
+    let mut response = match called {
+        Ok(res) => res.into_parts().1.map_into_boxed_body(),
+        Err(e) => e.error_response(),
+    };
+    let admitted = response.extensions_mut().remove::<Admitted>();
+    let (head, body) = response.into_parts();
+    let mut head = Response::from(head);
+    if let Some(admitted) = admitted
+        && head.status() == StatusCode::SWITCHING_PROTOCOLS
+    {
+        framed.send(H1Message::Item((head, BodySize::None))).await?;
+        // The HTTP codec's buffers go with it; the bytes the client sent after its request
+        // (its first frames, already) do not.
+        let parts = framed.into_parts();
+        return Ok(Some((admitted, parts.io, parts.read_buf)));
+    }
+    // Anything else is the connection's only response: it closes after it.
+    head.head_mut().set_connection_type(ConnectionType::Close);
+    let size = body.size();
+    if size == BodySize::Stream {
+        // Delimited by the close: the codec would announce chunks it does not write for a
+        // connection that asked for an upgrade.
+        head.head_mut().no_chunking(true);
+    }
+    framed.feed(H1Message::Item((head, size))).await?;
+    let mut body = std::pin::pin!(body);
+    while let Some(chunk) = std::future::poll_fn(|cx| body.as_mut().poll_next(cx)).await {
+        let chunk = chunk.map_err(|e| io::Error::other(e.to_string()))?;
+        framed.feed(H1Message::Chunk(Some(chunk))).await?;
+    }
+    // `send` flushes: actix-codec's `close` shuts the stream down without writing its buffer.
+    framed.send(H1Message::Chunk(None)).await?;
+    framed.close().await?;
+    Ok(None)
+}
+
+impl Admitted {
+    /// Serves the socket on the upgraded stream; `read` holds bytes the client sent after its
+    /// request.
+    async fn open(self, io: TcpStream, read: BytesMut) {
+        let Self { state, user, ip, connection, span } = self;
+        // Frames are written in deliberate batches (`Socket::push`); Nagle would only hold an
+        // ack back behind an unacknowledged push.
+        if let Err(e) = io.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+        let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(WRITE_BUFFER)
+            .max_frame_size(Some(state.gateway.max_frame_bytes))
+            .max_message_size(Some(state.gateway.max_frame_bytes));
+        // Copied out (usually nothing) so that the HTTP read buffer is freed now.
+        let part = read.to_vec();
+        drop(read);
+        let websocket = WebSocket::from_partially_read(io, part, Role::Server, Some(config)).await;
+        let (sink, stream) = websocket.split();
+        let (tx, rx) = mpsc::channel(state.gateway.queue_capacity);
+        let kill = Arc::new(Kill::default());
+        let id = state.realtime.hub().register(user.as_uuid(), tx, Arc::clone(&kill));
+        let socket = Socket {
+            state,
+            user,
+            id,
+            connection,
+            sink,
+            kill,
+            workspaces: HashSet::new(),
+            high_water: HashMap::new(),
+            last_heard: Instant::now(),
+        };
+        // The socket keeps its client IP for the audit log (`crate::audit`).
+        tracing::Instrument::instrument(crate::audit::scope(Some(ip), socket.run(stream, rx)), span).await;
+    }
 }
 
 /// Why a frame was answered with an error.
@@ -229,7 +395,8 @@ struct Socket {
     user: UserId,
     id: ConnId,
     connection: Uuid,
-    session: Session,
+    /// The writing half of the WebSocket (`run` holds the reading half).
+    sink: SplitSink<WebSocket, Message>,
     kill: Arc<Kill>,
     workspaces: HashSet<Uuid>,
     /// Highest `message:new` seq written per conversation: later duplicates are dropped.
@@ -238,7 +405,7 @@ struct Socket {
 }
 
 /// The frame answering a client frame: its ack, or its error.
-fn reply(answer: Result<Value, FrameError>, reference: Option<Value>) -> ByteString {
+fn reply(answer: Result<Value, FrameError>, reference: Option<Value>) -> Utf8Bytes {
     match answer {
         Ok(data) => wire::frame(server::ACK, data, reference),
         Err(e) => wire::frame(
@@ -249,16 +416,53 @@ fn reply(answer: Result<Value, FrameError>, reference: Option<Value>) -> ByteStr
     }
 }
 
-/// The close reason of a killed socket.
-fn kill_reason(code: u16) -> CloseReason {
-    let description =
+/// The close frame of a killed socket.
+fn kill_reason(code: u16) -> CloseFrame {
+    let reason =
         if code == crate::realtime::hub::CLOSE_GOING_AWAY { "server shutting down" } else { "too slow: resume" };
-    CloseReason { code: CloseCode::Other(code), description: Some(description.into()) }
+    CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from_static(reason) }
+}
+
+/// The close frame for a client that broke the protocol (`None` when the connection failed:
+/// nobody is left to tell).
+fn violation(e: &WsError) -> Option<CloseFrame> {
+    let (code, reason) = match e {
+        WsError::Capacity(_) => (CloseCode::Size, "frame too large"),
+        WsError::Utf8(_) => (CloseCode::Invalid, "text frame is not UTF-8"),
+        WsError::Protocol(_) => (CloseCode::Protocol, "protocol violation"),
+        _ => return None,
+    };
+    Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) })
+}
+
+/// Whether a push is new to the socket: a `message:new` whose seq it already wrote (after a
+/// `resume`) is not. Records the seq of one that is.
+fn fresh(high_water: &mut HashMap<Uuid, i64>, out: &Outbound) -> bool {
+    let (Some(conversation), Some(seq)) = (out.conversation, out.seq) else { return true };
+    let seen = high_water.entry(conversation).or_insert(0);
+    if seq <= *seen {
+        return false;
+    }
+    *seen = seq;
+    true
+}
+
+/// Runs a write — unless the socket is killed while the write waits on a peer that stopped
+/// reading (the hub fires the kill when this socket's queue overflows).
+async fn guarded(kill: &Kill, write: impl Future<Output = Result<(), WsError>>) -> Flow {
+    tokio::select! {
+        written = write => match written {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Close(None),
+        },
+        code = kill.fired() => Flow::Close(Some(kill_reason(code))),
+    }
 }
 
 enum Flow {
     Continue,
-    Close(Option<CloseReason>),
+    /// Close the socket, with this close frame.
+    Close(Option<CloseFrame>),
 }
 
 impl Socket {
@@ -266,7 +470,7 @@ impl Socket {
         ConnectionKey { user: self.user, workspace: WorkspaceId::from_uuid(workspace), connection: self.connection }
     }
 
-    async fn run(mut self, mut stream: actix_ws::AggregatedMessageStream, mut rx: mpsc::Receiver<Outbound>) {
+    async fn run(mut self, mut stream: SplitStream<WebSocket>, mut rx: mpsc::Receiver<Queued>) {
         let settings = self.state.gateway.clone();
         let mut heartbeat = tokio::time::interval(settings.heartbeat);
         let mut presence = tokio::time::interval(PRESENCE_RENEWAL);
@@ -284,27 +488,25 @@ impl Socket {
                     }
                     None => Flow::Continue,
                 },
-                incoming = stream.recv(), if sends.len() < MAX_SENDS_IN_FLIGHT => match incoming {
+                incoming = stream.next(), if sends.len() < MAX_SENDS_IN_FLIGHT => match incoming {
                     // Boxed: a frame's service call is a large state machine that an idle
                     // socket's task would otherwise carry inline (one allocation per frame).
                     Some(Ok(message)) => Box::pin(self.on_message(message, &mut sends)).await,
                     Some(Err(e)) => {
                         tracing::debug!(error = %e, "websocket protocol error");
-                        Flow::Close(Some(CloseReason { code: CloseCode::Size, description: Some(e.to_string()) }))
+                        Flow::Close(violation(&e))
                     }
                     None => Flow::Close(None),
                 },
                 out = rx.recv() => match out {
-                    Some(out) => self.push(out).await,
+                    Some(out) => self.push(out, &mut rx).await,
                     None => Flow::Close(None),
                 },
                 _ = heartbeat.tick() => {
                     if self.last_heard.elapsed() > settings.idle_timeout {
-                        Flow::Close(Some(CloseReason { code: CloseCode::Normal, description: Some("idle".into()) }))
-                    } else if self.session.ping(b"").await.is_err() {
-                        Flow::Close(None)
+                        Flow::Close(Some(CloseFrame { code: CloseCode::Normal, reason: Utf8Bytes::from_static("idle") }))
                     } else {
-                        Flow::Continue
+                        self.send(Message::Ping(Bytes::new())).await
                     }
                 }
                 _ = presence.tick() => {
@@ -313,13 +515,13 @@ impl Socket {
                 }
                 code = kill.fired() => Flow::Close(Some(kill_reason(code))),
             };
-            if let Flow::Close(reason) = flow {
-                break reason;
+            if let Flow::Close(frame) = flow {
+                break frame;
             }
         };
         // Sends already under way run on in their own tasks: they still commit and publish.
         drop(sends);
-        Box::pin(self.finish(close)).await;
+        Box::pin(self.finish(stream, close)).await;
     }
 
     /// Renews the socket's presence entries (boxed by the caller, like every rare path).
@@ -331,7 +533,11 @@ impl Socket {
         }
     }
 
-    async fn finish(self, reason: Option<CloseReason>) {
+    /// Leaves the hub and presence, then closes: sends `frame` (or, when the client closed
+    /// first, the echo tungstenite queued) and reads until the client's answering close, so
+    /// that the connection ends with nothing unread — for a second at most: a peer that
+    /// stopped reading cannot take a close frame either.
+    async fn finish(mut self, mut stream: SplitStream<WebSocket>, frame: Option<CloseFrame>) {
         let hub = self.state.realtime.hub();
         for workspace in hub.unregister(self.id) {
             self.state.realtime.unsubscribe(workspace).await;
@@ -341,50 +547,69 @@ impl Socket {
                 tracing::warn!(error = %e, "presence update on disconnect failed");
             }
         }
-        // A peer that stopped reading cannot take a close frame either: do not wait for it.
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.session.close(reason)).await;
+        let close = async {
+            // Refused after the client's close: the flush in `close` then writes the echo.
+            let _ = self.sink.send(Message::Close(frame)).await;
+            let _ = self.sink.close().await;
+            while let Some(Ok(_)) = stream.next().await {}
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
     }
 
-    /// Writes a frame — unless the socket is killed while the write waits on a peer that
-    /// stopped reading (the hub fires the kill when this socket's queue overflows).
-    async fn write(&mut self, frame: ByteString) -> Flow {
-        let kill = Arc::clone(&self.kill);
-        tokio::select! {
-            written = self.session.text(frame) => match written {
-                Ok(()) => Flow::Continue,
-                Err(_) => Flow::Close(None),
-            },
-            code = kill.fired() => Flow::Close(Some(kill_reason(code))),
-        }
+    /// Writes a message at once (yielding to the kill switch).
+    async fn send(&mut self, message: Message) -> Flow {
+        guarded(&self.kill, self.sink.send(message)).await
     }
 
-    async fn push(&mut self, out: Outbound) -> Flow {
-        if let (Some(conversation), Some(seq)) = (out.conversation, out.seq) {
-            let seen = self.high_water.entry(conversation).or_insert(0);
-            if seq <= *seen {
-                return Flow::Continue;
+    /// Writes a frame at once (yielding to the kill switch).
+    async fn write(&mut self, frame: Utf8Bytes) -> Flow {
+        self.send(Message::Text(frame)).await
+    }
+
+    /// Buffers a frame for the next flush (yielding to the kill switch).
+    async fn feed(&mut self, frame: Utf8Bytes) -> Flow {
+        guarded(&self.kill, self.sink.feed(Message::Text(frame))).await
+    }
+
+    /// Writes a push and, in the same batch, every push queued behind it when it was taken —
+    /// in queue order, without the `message:new`s the socket already wrote — then flushes
+    /// once: a socket that fell a few pushes behind catches up in a few `write`s, not one per
+    /// push. Pushes queued meanwhile wait for the next batch, so that reading the client is
+    /// never starved.
+    async fn push(&mut self, first: Queued, rx: &mut mpsc::Receiver<Queued>) -> Flow {
+        let Self { sink, kill, high_water, .. } = self;
+        let behind = rx.len();
+        let batch = async {
+            if fresh(high_water, &first) {
+                sink.feed(Message::Text(first.frame.clone())).await?;
             }
-            *seen = seq;
-        }
-        self.write(out.frame).await
+            for _ in 0..behind {
+                let Ok(out) = rx.try_recv() else { break };
+                if fresh(high_water, &out) {
+                    sink.feed(Message::Text(out.frame.clone())).await?;
+                }
+            }
+            sink.flush().await
+        };
+        guarded(kill, batch).await
     }
 
-    async fn on_message(&mut self, message: AggregatedMessage, sends: &mut InFlight) -> Flow {
+    async fn on_message(&mut self, message: Message, sends: &mut InFlight) -> Flow {
         self.last_heard = Instant::now();
         match message {
-            AggregatedMessage::Text(text) => self.on_frame(&text, sends).await,
-            AggregatedMessage::Binary(_) => {
+            Message::Text(text) => self.on_frame(&text, sends).await,
+            Message::Binary(_) => {
                 self.state.metrics.frame_in(None);
                 let frame =
                     wire::frame(server::ERROR, json!({"code": "bad_request", "message": "frames are JSON text"}), None);
                 self.write(frame).await
             }
-            AggregatedMessage::Ping(bytes) => match self.session.pong(&bytes).await {
-                Ok(()) => Flow::Continue,
-                Err(_) => Flow::Close(None),
-            },
-            AggregatedMessage::Pong(_) => Flow::Continue,
-            AggregatedMessage::Close(reason) => Flow::Close(reason),
+            // tungstenite queued the pong; it would go out with the next read, but a socket
+            // with its sends in flight at the limit is not read.
+            Message::Ping(_) => guarded(&self.kill, self.sink.flush()).await,
+            Message::Pong(_) | Message::Frame(_) => Flow::Continue,
+            // tungstenite queued the echo, which `finish` flushes.
+            Message::Close(_) => Flow::Close(None),
         }
     }
 
@@ -410,16 +635,22 @@ impl Socket {
         let answer = match Request::decode(&frame.event, frame.data) {
             Ok(Request::SendMessage(req, kind)) => match self.prepare_send(req, kind).await {
                 Ok(commit) => {
-                    let mut commit: BoxFuture<'static, ByteString> =
+                    let mut commit: BoxFuture<'static, Utf8Bytes> =
                         Box::pin(async move { reply(commit.await, reference) });
                     // The first poll queues the message for its batch (the store's first wait is
                     // for the commit), so a socket's sends join batches in frame order; the rest
                     // — the commit, the push, the reply — runs in its own task, so that neither
                     // this socket's other work delays the push nor the other way round.
                     if let Poll::Ready(frame) = futures_util::poll!(&mut commit) {
-                        return self.write(frame).await;
+                        // Answered at once (its batch committed before this poll ended, on a
+                        // busy machine): still after the sends before it.
+                        if sends.is_empty() {
+                            return self.write(frame).await;
+                        }
+                        sends.push_back(Either::Left(std::future::ready(Ok(frame))));
+                        return Flow::Continue;
                     }
-                    sends.push_back(actix_web::rt::spawn(commit));
+                    sends.push_back(Either::Right(actix_web::rt::spawn(commit)));
                     return Flow::Continue;
                 }
                 Err(e) => Err(e),
@@ -567,7 +798,8 @@ impl Socket {
                         .unwrap_or_default(),
                         None,
                     );
-                    if let Flow::Close(_) = self.write(frame).await {
+                    // Written with the ack, which flushes (or as the write buffer fills).
+                    if let Flow::Close(_) = self.feed(frame).await {
                         return Err(FrameError { code: "internal", message: "socket closed".into() });
                     }
                     count += 1;

@@ -1,15 +1,17 @@
 //! # chat-http
 //!
-//! The delivery layer: SecureRealTime Chat's REST API on actix-web (the WebSocket gateway
-//! joins it here). Handlers parse wire types from `chat-protocol`, call one `chat-domain`
+//! The delivery layer: SecureRealTime Chat's REST API on actix-web, and the WebSocket gateway
+//! ([`gateway`], tokio-tungstenite on the upgraded connection). Handlers parse wire types from
+//! `chat-protocol`, call one `chat-domain`
 //! service, and map the result — including every error, in [`error`] — onto SPEC.md's shapes
 //! and codes. No business rule lives here.
 //!
 //! **Layer.** Outer: depends on the domain and the protocol crate, never on a store or a
 //! crypto adapter (those arrive as trait objects inside [`chat_domain::Chat`]).
 //!
-//! **Where to start reading.** [`app`] assembles middleware and routes; [`routes`] holds one
-//! module per resource; [`auth::Caller`] is the bearer-token extractor.
+//! **Where to start reading.** [`app`] assembles middleware and routes; [`serve`] runs them,
+//! with WebSocket upgrades taken over by [`gateway`]; [`routes`] holds one module per
+//! resource; [`auth::Caller`] is the bearer-token extractor.
 
 #![forbid(unsafe_code)]
 
@@ -21,7 +23,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{HttpServiceFactory, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::middleware::{Condition, DefaultHeaders, from_fn};
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpResponse, web};
 use async_trait::async_trait;
 use chat_domain::Chat;
 use utoipa::OpenApi;
@@ -245,6 +247,11 @@ pub fn app(
 
 /// Binds the application to `listener` and returns the running server (not yet awaited).
 ///
+/// The server is actix-web's `HttpServer` taken apart (its settings and graceful shutdown are
+/// the same) for one addition: the upgrade service of actix-http, through which every request
+/// asking for a WebSocket upgrade is answered (`gateway::serve_upgrade`), so that an open
+/// socket does not keep the HTTP connection's buffers.
+///
 /// # Errors
 /// When the listener cannot be used.
 pub fn serve(
@@ -252,20 +259,58 @@ pub fn serve(
     listener: TcpListener,
     settings: HttpSettings,
 ) -> std::io::Result<actix_web::dev::Server> {
+    use std::rc::Rc;
+
+    use actix_http::{HttpService, KeepAlive};
+    use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_factory, fn_service, map_config};
+    use actix_web::dev::AppConfig;
+
     let state = web::Data::new(state);
     let workers = if settings.workers == 0 {
         std::thread::available_parallelism().map_or(2, usize::from)
     } else {
         settings.workers
     };
-    let shutdown = settings.shutdown_timeout.as_secs();
     let json_limit = settings.json_limit;
-    let server = HttpServer::new(move || app(state.clone(), json_limit))
+    let addr = listener.local_addr()?;
+    let builder = actix_server::Server::build();
+    let shutdown = builder.graceful_shutdown_signal();
+    let server = builder
         .workers(workers)
-        .shutdown_timeout(shutdown)
+        .shutdown_timeout(settings.shutdown_timeout.as_secs())
         // The caller owns signal handling: sockets are closed (1001) before the server stops.
         .disable_signals()
-        .listen(listener)?
+        .listen("chat-http", listener, move || {
+            let shutdown = shutdown.clone();
+            // Each worker's upgrade service runs requests through an instance of the
+            // application of its own. Nothing reads the `AppConfig`'s host or address (no URL
+            // generation, no `ConnectionInfo`), so its defaults do.
+            let upgrade = {
+                let state = state.clone();
+                fn_factory(move || {
+                    let app = app(state.clone(), json_limit).into_factory().new_service(AppConfig::default());
+                    async move {
+                        let app = Rc::new(app.await?);
+                        Ok::<_, ()>(fn_service(move |upgrade| gateway::serve_upgrade(Rc::clone(&app), upgrade)))
+                    }
+                })
+            };
+            let service = app(state.clone(), json_limit).into_factory().map_err(|e| e.error_response());
+            // `HttpServer`'s defaults.
+            HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let signal = shutdown.clone();
+                    async move { signal.notified().await }
+                })
+                .keep_alive(KeepAlive::default())
+                .client_request_timeout(Duration::from_secs(5))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .h1_allow_half_closed(true)
+                .local_addr(addr)
+                .upgrade(upgrade)
+                .finish(map_config(service, |()| AppConfig::default()))
+                .tcp()
+        })?
         .run();
     Ok(server)
 }

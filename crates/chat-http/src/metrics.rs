@@ -324,7 +324,7 @@ mod tests {
             let (tx, rx) = tokio::sync::mpsc::channel(8);
             hub.register(uuid::Uuid::new_v4(), tx.clone(), Arc::new(Kill::default()));
             for _ in 0..queued {
-                let out = Outbound { frame: "{}".into(), conversation: None, seq: None };
+                let out = Arc::new(Outbound { frame: "{}".into(), conversation: None, seq: None });
                 tx.try_send(out).unwrap_or_else(|_| panic!("queue has room"));
             }
             receivers.push(rx);

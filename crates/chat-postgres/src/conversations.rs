@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chat_domain::conversation::{
     AddMemberError, Conversation, ConversationListing, ConversationPatch, ConversationRepository, ConversationRole,
-    ConversationType, Created, Member, NewConversation,
+    ConversationType, Created, Member, NewConversation, Standing,
 };
 use chat_domain::error::RepoError;
 use chat_domain::ids::{ConversationId, UserId, WorkspaceId};
@@ -18,7 +18,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::messages::{MessageRow, load_reactions};
-use crate::schema::{conversation_members, conversations, messages};
+use crate::schema::{conversation_members, conversations, messages, workspace_members};
 use crate::sql::coalesce;
 use crate::{PgStore, corrupt, is_unique_violation, repo};
 
@@ -261,6 +261,40 @@ impl ConversationRepository for PgStore {
             .optional()
             .map_err(repo("finding a conversation"))?;
         row.map(ConversationRow::into_domain).transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(conversation = %id, user = %user))]
+    async fn find_standing(&self, id: ConversationId, user: UserId) -> Result<Option<Standing>, RepoError> {
+        let mut conn = self.conn().await?;
+        let row = conversations::table
+            .left_join(
+                workspace_members::table.on(workspace_members::workspace_id
+                    .eq(conversations::workspace_id)
+                    .and(workspace_members::user_id.eq(user.as_uuid()))),
+            )
+            .left_join(
+                conversation_members::table.on(conversation_members::conversation_id
+                    .eq(conversations::id)
+                    .and(conversation_members::user_id.eq(user.as_uuid()))),
+            )
+            .filter(conversations::id.eq(id.as_uuid()))
+            .select((
+                ConversationRow::as_select(),
+                workspace_members::role.nullable(),
+                Option::<MemberRow>::as_select(),
+            ))
+            .first::<(ConversationRow, Option<String>, Option<MemberRow>)>(&mut conn)
+            .await
+            .optional()
+            .map_err(repo("reading a user's standing in a conversation"))?;
+        row.map(|(conversation, role, member)| {
+            Ok(Standing {
+                conversation: conversation.into_domain()?,
+                workspace_role: role.as_deref().map(crate::workspaces::parse_role).transpose()?,
+                member: member.map(MemberRow::into_domain).transpose()?,
+            })
+        })
+        .transpose()
     }
 
     #[tracing::instrument(skip_all, fields(conversation = %conversation, user = %user))]

@@ -17,9 +17,11 @@
 //! 2. seqs are assigned here, in queue order, per conversation: a message whose `(conversation,
 //!    sender, clientMsgId)` came earlier in the same batch is a duplicate and takes no seq; one
 //!    to an archived or missing conversation takes none either;
-//! 3. every message is inserted by [`insert_one`] (the per-message SQL, shared with a batch of
-//!    one), each conversation's counter moves to its last seq and each sender's watermark to
-//!    the sender's last seq (one statement each for the whole batch), all pipelined;
+//! 3. the messages are inserted by [`insert_batch`] (one multi-row INSERT, then the batch's
+//!    search tags, thread-root `reply_count`s and attachment links), and each conversation's
+//!    counter moves to its last seq and each sender's watermark to the sender's last seq (one
+//!    statement each for the whole batch), all pipelined: a batch of 256 messages is about
+//!    six statements, not two per message;
 //! 4. `COMMIT`.
 //!
 //! A repeat of a message committed *before* the batch (a client retrying after a lost ack) is
@@ -55,7 +57,7 @@ use futures_util::future::{join, join_all, join3};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::messages::{InsertedRows, insert_one};
+use crate::messages::{InsertedRows, insert_batch};
 use crate::schema::{conversations, messages};
 
 /// The most messages committed in one transaction.
@@ -107,7 +109,13 @@ impl InsertQueue {
         let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(message.conversation_id.as_uuid());
         let shard = &self.shards[usize::try_from(hash % self.shards.len() as u64).unwrap_or(0)];
         let (reply, outcome) = oneshot::channel();
-        shard.send(Request { message, reply }).await.map_err(|_| RepoError::msg("the message batcher stopped"))?;
+        // Unconstrained: with room in the queue this never yields to Tokio's cooperative budget,
+        // so the message is queued on the first poll — a socket that polls its pipelined sends
+        // once each, in frame order, gets its messages into batches (and seqs) in that order.
+        // (A full queue is waited on in order: the channel's semaphore is fair.)
+        tokio::task::unconstrained(shard.send(Request { message, reply }))
+            .await
+            .map_err(|_| RepoError::msg("the message batcher stopped"))?;
         outcome.await.map_err(|_| RepoError::msg("the message batcher dropped a message"))?
     }
 
@@ -308,10 +316,15 @@ pub(crate) async fn commit_batch(
             last_seq.into_iter().filter(|(conversation, _)| moved.contains(conversation)).collect();
         counters.sort_unstable();
 
-        let inserts = join_all(messages.iter().zip(&plans).filter_map(|(message, plan)| match *plan {
-            Plan::Insert(seq) => Some(insert_one(conn, message, seq)),
-            Plan::Duplicate | Plan::Archived => None,
-        }));
+        let batch: Vec<(&NewMessage, i64)> = messages
+            .iter()
+            .zip(&plans)
+            .filter_map(|(message, plan)| match *plan {
+                Plan::Insert(seq) => Some((*message, seq)),
+                Plan::Duplicate | Plan::Archived => None,
+            })
+            .collect();
+        let inserts = insert_batch(conn, &batch);
         // One statement each for all counters and all watermarks of the batch (constant SQL
         // over arrays: parsed once per batch instead of one statement per row).
         let (ids, seqs): (Vec<Uuid>, Vec<i64>) = counters.into_iter().unzip();
@@ -340,15 +353,13 @@ pub(crate) async fn commit_batch(
         // the batch.
         let (rows, counted, marked) = join3(inserts, counter_updates, watermark_updates).await;
         counted.into_iter().chain(marked).try_for_each(|r| r.map(drop)).map_err(BatchError::Statement)?;
-        let mut rows = rows.into_iter();
+        let mut rows = rows.map_err(BatchError::Statement)?.ok_or(BatchError::Conflict)?.into_iter();
         plans
             .iter()
             .map(|plan| {
                 Ok(match *plan {
                     Plan::Insert(_) => match rows.next() {
-                        Some(Ok(Some(rows))) => Committed::Inserted(Box::new(rows)),
-                        Some(Ok(None)) => return Err(BatchError::Conflict),
-                        Some(Err(e)) => return Err(BatchError::Statement(e)),
+                        Some(rows) => Committed::Inserted(Box::new(rows)),
                         None => return Err(BatchError::Statement(DieselError::NotFound)),
                     },
                     Plan::Duplicate => Committed::Duplicate,
@@ -474,6 +485,43 @@ mod tests {
         assert_eq!(outcomes[3].as_ref().ok(), Some(&Seq(2)), "no gap where the failed one was");
         assert_eq!(store.find_message(broken.id).await.expect("find"), None);
         assert_eq!(last_seq(&store, c[0]).await, 2);
+    }
+
+    #[tokio::test]
+    async fn one_batch_counts_every_reply_to_a_root_and_stores_every_messages_tags() {
+        let Some((_db, store, ada, c)) = store_with(1).await else { return };
+        let root = message(c[0], ada, None);
+        assert_eq!(one_batch(&store, vec![root.clone()]).await[0].as_ref().ok(), Some(&Seq(1)));
+        // Two replies to the committed root, a new root and a reply to it, all in one batch.
+        let new_root = message(c[0], ada, None);
+        let reply = |to: &NewMessage| NewMessage { reply_to_id: Some(to.id), ..message(c[0], ada, None) };
+        let mut batch = vec![reply(&root), reply(&root), new_root.clone(), reply(&new_root)];
+        let workspace = store.find_conversation(c[0]).await.expect("find").expect("exists").workspace_id;
+        for (n, m) in batch.iter_mut().enumerate() {
+            let tag = chat_domain::search::SearchTag([u8::try_from(n).expect("small"); 16]);
+            m.search = Some(chat_domain::search::IndexEntry {
+                message_id: m.id,
+                workspace_id: workspace,
+                conversation_id: c[0],
+                created_at: m.created_at,
+                tags: vec![tag, chat_domain::search::SearchTag([0xee; 16])],
+            });
+        }
+        let got: Vec<Got> = one_batch(&store, batch.clone()).await.into_iter().map(|o| o.expect("no error")).collect();
+        assert_eq!(got, [Seq(2), Seq(3), Seq(4), Seq(5)]);
+        let count = |id| {
+            let store = &store;
+            async move { store.find_message(id).await.expect("find").expect("stored").reply_count }
+        };
+        assert_eq!((count(root.id).await, count(new_root.id).await), (2, 1));
+        let mut conn = store.pool.get().await.expect("conn");
+        let tags: i64 = crate::schema::message_search_tags::table
+            .filter(crate::schema::message_search_tags::conversation_id.eq(c[0].as_uuid()))
+            .count()
+            .get_result(&mut conn)
+            .await
+            .expect("count");
+        assert_eq!(tags, 8, "two tags for each of the four messages");
     }
 
     #[tokio::test]

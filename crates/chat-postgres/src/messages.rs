@@ -153,26 +153,31 @@ async fn one_with_reactions(
     })
 }
 
-/// What [`insert_one`] wrote: the message row and the rows of the files it attaches.
+/// What [`insert_batch`] wrote for one message: its row and the rows of the files it attaches.
 pub(crate) type InsertedRows = (MessageRow, Vec<FileRow>);
 
-/// The per-message SQL of an insert, run by the group-commit batcher (`group_commit.rs`) for
-/// every message of a batch inside the batch's transaction, once the conversation's counter
-/// row is locked and `seq` reserved for this message: inserts the row, links the attachments,
-/// bumps the thread root's `reply_count`. `None`, writing nothing, when the sender's
-/// `clientMsgId` is taken (the batch then rolls back). (The counter and the sender's watermark move once per
-/// batch.) It takes a shared connection so that the batch can pipeline every message's
-/// statements; anything added per message belongs here.
-pub(crate) async fn insert_one(
+/// The SQL of a group-commit batch's messages (`group_commit.rs`), run inside the batch's
+/// transaction once the counter rows are locked and each message's `seq` reserved: a fixed
+/// number of statements whatever the batch's size — one multi-row INSERT of the messages, then,
+/// pipelined, one of every search tag of the batch, one `reply_count` bump for all thread roots,
+/// and the attachment links of the (rare) messages that have some. Returns the rows in `batch`
+/// order; `None`, having written only what the rollback undoes, when a sender's `clientMsgId`
+/// is taken (the batch then rolls back and looks the keys up first). It takes a shared
+/// connection so that the batch can pipeline these statements with its counter and watermark
+/// updates; anything added per message belongs here.
+pub(crate) async fn insert_batch(
     mut conn: &AsyncPgConnection,
-    message: &NewMessage,
-    seq: i64,
-) -> Result<Option<InsertedRows>, DieselError> {
-    let row = diesel::insert_into(messages::table)
-        .values(NewMessageRow {
+    batch: &[(&NewMessage, i64)],
+) -> Result<Option<Vec<InsertedRows>>, DieselError> {
+    if batch.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
+    let rows: Vec<NewMessageRow<'_>> = batch
+        .iter()
+        .map(|(message, seq)| NewMessageRow {
             id: message.id.as_uuid(),
             conversation_id: message.conversation_id.as_uuid(),
-            seq,
+            seq: *seq,
             sender_id: message.sender_id.as_uuid(),
             client_msg_id: message.client_msg_id.as_deref(),
             kind: message.kind.as_str(),
@@ -181,25 +186,45 @@ pub(crate) async fn insert_one(
             reply_to_id: message.reply_to_id.map(|id| id.as_uuid()),
             created_at: message.created_at,
         })
+        .collect();
+    let inserted: Vec<MessageRow> = diesel::insert_into(messages::table)
+        .values(&rows)
         .on_conflict((messages::conversation_id, messages::sender_id, messages::client_msg_id))
         .do_nothing()
         .returning(MessageRow::as_returning())
-        .get_result(&mut conn)
-        .await
-        .optional()?;
-    // Its clientMsgId is taken: the batch rolls back and looks the ids up first.
-    let Some(row) = row else { return Ok(None) };
-    let files = attachments::link(conn, row.id, &message.attachments).await?;
-    if let Some(entry) = &message.search {
-        crate::search::insert_tags(conn, entry).await?;
+        .get_results(&mut conn)
+        .await?;
+    // A clientMsgId is taken: the batch rolls back and looks the ids up first.
+    if inserted.len() != batch.len() {
+        return Ok(None);
     }
-    if let Some(root) = row.reply_to_id {
-        diesel::update(messages::table.find(root))
-            .set(messages::reply_count.eq(messages::reply_count + 1))
+    let mut inserted: HashMap<Uuid, MessageRow> = inserted.into_iter().map(|row| (row.id, row)).collect();
+    let tags = crate::search::insert_tags(conn, batch.iter().filter_map(|(message, _)| message.search.as_ref()));
+    let roots: Vec<Uuid> = batch.iter().filter_map(|(message, _)| message.reply_to_id.map(|id| id.as_uuid())).collect();
+    let replies = async move {
+        if roots.is_empty() {
+            return Ok(0);
+        }
+        diesel::sql_query(crate::sql::BUMP_REPLY_COUNTS)
+            .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(roots)
             .execute(&mut conn)
-            .await?;
-    }
-    Ok(Some((row, files)))
+            .await
+    };
+    let links = futures_util::future::join_all(
+        batch.iter().map(|(message, _)| attachments::link(conn, message.id.as_uuid(), &message.attachments)),
+    );
+    let (tags, replies, links) = futures_util::future::join3(tags, replies, links).await;
+    tags?;
+    replies?;
+    batch
+        .iter()
+        .zip(links)
+        .map(|((message, _), files)| {
+            let row = inserted.remove(&message.id.as_uuid()).ok_or(DieselError::NotFound)?;
+            Ok((row, files?))
+        })
+        .collect::<Result<Vec<_>, DieselError>>()
+        .map(Some)
 }
 
 impl PgStore {

@@ -10,6 +10,7 @@ use chat_domain::search::{IndexEntry, SearchCursor, SearchIndex, TagMatches, Tag
 use chrono::{DateTime, Utc};
 use diesel::dsl::count_star;
 use diesel::prelude::*;
+use diesel::sql_types::{Array, Bytea, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -17,27 +18,33 @@ use crate::messages::{MessageRow, with_reactions};
 use crate::schema::{message_search_tags as tags, messages};
 use crate::{PgStore, repo};
 
-/// Writes a message's tags in one statement (distinct per message; a repeat would be a
+/// Writes the tags of `entries` in one statement (distinct per message; a repeat would be a
 /// no-op, not an error), inside the caller's transaction: a send's batch, or a re-index.
-pub(crate) async fn insert_tags(mut conn: &AsyncPgConnection, entry: &IndexEntry) -> Result<(), diesel::result::Error> {
-    if entry.tags.is_empty() {
+pub(crate) async fn insert_tags<'e>(
+    mut conn: &AsyncPgConnection,
+    entries: impl Iterator<Item = &'e IndexEntry>,
+) -> Result<(), diesel::result::Error> {
+    let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for entry in entries {
+        for tag in &entry.tags {
+            columns.0.push(entry.message_id.as_uuid());
+            columns.1.push(tag.0.to_vec());
+            columns.2.push(entry.workspace_id.as_uuid());
+            columns.3.push(entry.conversation_id.as_uuid());
+            columns.4.push(entry.created_at);
+        }
+    }
+    if columns.0.is_empty() {
         return Ok(());
     }
-    let message = entry.message_id.as_uuid();
-    let rows: Vec<_> = entry
-        .tags
-        .iter()
-        .map(|tag| {
-            (
-                tags::message_id.eq(message),
-                tags::tag.eq(tag.0.to_vec()),
-                tags::workspace_id.eq(entry.workspace_id.as_uuid()),
-                tags::conversation_id.eq(entry.conversation_id.as_uuid()),
-                tags::created_at.eq(entry.created_at),
-            )
-        })
-        .collect();
-    diesel::insert_into(tags::table).values(&rows).on_conflict_do_nothing().execute(&mut conn).await?;
+    diesel::sql_query(crate::sql::INSERT_TAGS)
+        .bind::<Array<SqlUuid>, _>(columns.0)
+        .bind::<Array<Bytea>, _>(columns.1)
+        .bind::<Array<SqlUuid>, _>(columns.2)
+        .bind::<Array<SqlUuid>, _>(columns.3)
+        .bind::<Array<Timestamptz>, _>(columns.4)
+        .execute(&mut conn)
+        .await?;
     Ok(())
 }
 
@@ -50,7 +57,7 @@ impl SearchIndex for PgStore {
         (*conn)
             .transaction::<_, diesel::result::Error, _>(async |conn: &mut AsyncPgConnection| {
                 diesel::delete(tags::table.filter(tags::message_id.eq(message))).execute(conn).await?;
-                insert_tags(conn, entry).await
+                insert_tags(conn, std::iter::once(entry)).await
             })
             .await
             .map_err(repo("replacing a message's search tags"))

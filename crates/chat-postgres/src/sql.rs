@@ -21,3 +21,16 @@ pub(crate) const MOVE_WATERMARKS: &str = "UPDATE conversation_members AS m \
      SET last_read_seq = u.seq, last_read_at = u.at \
      FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::timestamptz[]) AS u(conversation_id, user_id, seq, at) \
      WHERE m.conversation_id = u.conversation_id AND m.user_id = u.user_id AND m.last_read_seq < u.seq";
+
+/// Group commit: adds to the `reply_count` of each thread root in `$1` the number of times it
+/// appears there (the batch's replies to it).
+pub(crate) const BUMP_REPLY_COUNTS: &str = "UPDATE messages AS m SET reply_count = m.reply_count + u.replies \
+     FROM (SELECT id, count(*) AS replies FROM unnest($1::uuid[]) AS r(id) GROUP BY id) AS u WHERE m.id = u.id";
+
+/// The search tags of any number of messages, as parallel arrays (message, tag, workspace,
+/// conversation, created_at): one statement whose text never changes, so it is prepared once,
+/// and no limit on the number of rows from bind parameters. A repeated row is a no-op.
+pub(crate) const INSERT_TAGS: &str = "INSERT INTO message_search_tags \
+     (message_id, tag, workspace_id, conversation_id, created_at) \
+     SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::uuid[], $4::uuid[], $5::timestamptz[]) \
+     ON CONFLICT DO NOTHING";

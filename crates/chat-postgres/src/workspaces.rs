@@ -59,7 +59,7 @@ struct MembershipRow {
     joined_at: DateTime<Utc>,
 }
 
-fn parse_role(raw: &str) -> Result<WorkspaceRole, RepoError> {
+pub(crate) fn parse_role(raw: &str) -> Result<WorkspaceRole, RepoError> {
     WorkspaceRole::parse(raw).map_err(|_| corrupt("stored workspace role is not one of owner, admin, member, guest"))
 }
 

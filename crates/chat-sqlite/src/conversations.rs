@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chat_domain::conversation::{
     AddMemberError, Conversation, ConversationListing, ConversationPatch, ConversationRepository, ConversationRole,
-    Created, Member, NewConversation,
+    Created, Member, NewConversation, Standing,
 };
 use chat_domain::error::RepoError;
 use chat_domain::ids::{ConversationId, UserId, WorkspaceId};
@@ -17,8 +17,10 @@ use diesel::dsl::{count, sql};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 
-use crate::rows::{ConversationRow, MemberRow, MessageRow, ReactionRow, Reactions, key, micros, uuid};
-use crate::schema::{conversation_members, conversations, message_reactions, messages};
+use crate::rows::{
+    ConversationRow, MemberRow, MessageRow, ReactionRow, Reactions, WorkspaceMemberRow, key, micros, uuid,
+};
+use crate::schema::{conversation_members, conversations, message_reactions, messages, workspace_members};
 use crate::store::{SqliteStore, Tx, coalesce, settle, unique_violation};
 
 /// The attributes a patch may change; `None` leaves a column alone, `Some(None)` clears it.
@@ -108,6 +110,41 @@ impl ConversationRepository for SqliteStore {
                 .first(c)
                 .optional()?;
             row.map(ConversationRow::into_conversation).transpose()
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(conversation = %id, user = %user))]
+    async fn find_standing(&self, id: ConversationId, user: UserId) -> Result<Option<Standing>, RepoError> {
+        let (id, user) = (key(id.as_uuid()), key(user.as_uuid()));
+        self.run("reading a user's standing in a conversation", move |c| {
+            let row = conversations::table
+                .left_join(
+                    workspace_members::table.on(workspace_members::workspace_id
+                        .eq(conversations::workspace_id)
+                        .and(workspace_members::user_id.eq(user.clone()))),
+                )
+                .left_join(
+                    conversation_members::table.on(conversation_members::conversation_id
+                        .eq(conversations::id)
+                        .and(conversation_members::user_id.eq(user))),
+                )
+                .filter(conversations::id.eq(id))
+                .select((
+                    ConversationRow::as_select(),
+                    workspace_members::role.nullable(),
+                    Option::<MemberRow>::as_select(),
+                ))
+                .first::<(ConversationRow, Option<String>, Option<MemberRow>)>(c)
+                .optional()?;
+            row.map(|(conversation, role, member)| {
+                Ok(Standing {
+                    conversation: conversation.into_conversation()?,
+                    workspace_role: role.as_deref().map(WorkspaceMemberRow::parse_role).transpose()?,
+                    member: member.map(MemberRow::into_member).transpose()?,
+                })
+            })
+            .transpose()
         })
         .await
     }

@@ -59,7 +59,13 @@ impl InsertQueue {
     /// Queues `message` and waits for the commit of its batch.
     pub(crate) async fn insert(&self, message: NewMessage) -> Outcome {
         let (reply, outcome) = oneshot::channel();
-        self.tx.send(Request { message, reply }).await.map_err(|_| RepoError::msg("the message batcher stopped"))?;
+        // Unconstrained: with room in the queue this never yields to Tokio's cooperative budget,
+        // so the message is queued on the first poll — a socket that polls its pipelined sends
+        // once each, in frame order, gets its messages into batches (and seqs) in that order.
+        // (A full queue is waited on in order: the channel's semaphore is fair.)
+        tokio::task::unconstrained(self.tx.send(Request { message, reply }))
+            .await
+            .map_err(|_| RepoError::msg("the message batcher stopped"))?;
         outcome.await.map_err(|_| RepoError::msg("the message batcher dropped a message"))?
     }
 

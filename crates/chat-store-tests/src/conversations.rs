@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 
 use chat_domain::conversation::{
-    AddMemberError, ConversationPatch, ConversationRole, ConversationType, Created, Member,
+    AddMemberError, ConversationPatch, ConversationRole, ConversationType, Created, Member, Standing,
 };
 use chat_domain::ids::{ConversationId, UserId};
 use chat_domain::message::Reaction;
+use chat_domain::workspace::WorkspaceRole;
 use futures_util::future::join_all;
 
 use crate::Stores;
@@ -38,6 +39,45 @@ pub async fn a_conversation_is_created_with_its_members(stores: Stores) {
     // Without a unique key, conversations never collide.
     let other = new_conversation(&acme, ConversationType::Group, &ada, &[&cat, &bob], at(5));
     assert!(matches!(stores.conversations.create_conversation(&other).await.expect("create"), Created::New(_)));
+}
+
+/// A standing reads the conversation, the user's workspace role and their membership in one
+/// go: each part is the user's own and this conversation's, and is absent when it should be.
+pub async fn a_standing_holds_the_conversation_the_workspace_role_and_the_membership(stores: Stores) {
+    let ada = user(&stores, "ada").await;
+    let bob = user(&stores, "bob").await;
+    let cat = user(&stores, "cat").await;
+    let eve = user(&stores, "eve").await;
+    let acme = workspace(&stores, &ada, "acme", &[&bob, &cat]).await;
+    workspace(&stores, &eve, "elsewhere", &[]).await;
+    let plans = group(&stores, &acme, &ada, &[&bob]).await;
+    let other = group(&stores, &acme, &cat, &[]).await;
+    let standing = |c, u| {
+        let conversations = stores.conversations.clone();
+        async move { conversations.find_standing(c, u).await.expect("standing") }
+    };
+    let members = stores.conversations.list_members(plans.id).await.expect("members");
+
+    let adas = standing(plans.id, ada.id).await.expect("found");
+    assert_eq!(
+        adas,
+        Standing {
+            conversation: plans.clone(),
+            workspace_role: Some(WorkspaceRole::Owner),
+            member: Some(members[0].clone())
+        }
+    );
+    let bobs = standing(plans.id, bob.id).await.expect("found");
+    assert_eq!((bobs.workspace_role, bobs.member.as_ref()), (Some(WorkspaceRole::Member), Some(&members[1])));
+    // In the workspace, not in the conversation; a member of another conversation only.
+    let cats = standing(plans.id, cat.id).await.expect("found");
+    assert_eq!((cats.conversation.id, cats.workspace_role, cats.member), (plans.id, Some(WorkspaceRole::Member), None));
+    let bob_elsewhere = standing(other.id, bob.id).await.expect("found");
+    assert_eq!((bob_elsewhere.conversation.id, bob_elsewhere.member), (other.id, None));
+    // Owner of another workspace: neither role nor membership here.
+    let eves = standing(plans.id, eve.id).await.expect("found");
+    assert_eq!((eves.workspace_role, eves.member), (None, None));
+    assert_eq!(standing(ConversationId::generate(), ada.id).await, None);
 }
 
 /// Twenty concurrent creators of one DM key all get the same conversation; exactly one of

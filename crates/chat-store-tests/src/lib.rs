@@ -174,6 +174,7 @@ macro_rules! behaviour_suite {
             removing_a_workspace_member_removes_their_conversations_there_only,
             // conversations
             a_conversation_is_created_with_its_members,
+            a_standing_holds_the_conversation_the_workspace_role_and_the_membership,
             concurrent_creators_of_one_dm_agree_on_one_conversation,
             a_unique_key_is_unique_within_its_workspace_only,
             a_conversation_patch_changes_only_what_it_names,

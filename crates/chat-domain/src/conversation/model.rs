@@ -138,6 +138,19 @@ pub struct Member {
     pub is_muted: bool,
 }
 
+/// What one read tells of a user and a conversation: the conversation, the user's role in its
+/// workspace (`None` outside it) and their membership (`None` when not a member). The
+/// permission check of every operation ([`crate::access::Access::view`]) starts from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Standing {
+    /// The conversation.
+    pub conversation: Conversation,
+    /// The user's workspace role, if they belong to the conversation's workspace.
+    pub workspace_role: Option<crate::workspace::WorkspaceRole>,
+    /// The user's membership, if any.
+    pub member: Option<Member>,
+}
+
 /// A conversation to insert. `unique_key` makes DMs and document chats get-or-create under
 /// races: the store holds a unique index on `(workspace_id, unique_key)`.
 #[derive(Clone, Debug)]

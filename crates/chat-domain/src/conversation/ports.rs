@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::model::{Conversation, ConversationPatch, ConversationRole, Created, Member, NewConversation};
+use super::model::{Conversation, ConversationPatch, ConversationRole, Created, Member, NewConversation, Standing};
 use crate::error::RepoError;
 use crate::ids::{ConversationId, UserId, WorkspaceId};
 use crate::message::StoredMessage;
@@ -51,6 +51,14 @@ pub trait ConversationRepository: Send + Sync {
     /// # Errors
     /// [`RepoError`] on storage failure.
     async fn find_conversation(&self, id: ConversationId) -> Result<Option<Conversation>, RepoError>;
+
+    /// `user`'s [`Standing`] towards conversation `id` — the conversation, `user`'s role in its
+    /// workspace and `user`'s membership — read together (one statement: it runs before every
+    /// operation on a conversation); `None` when there is no such conversation.
+    ///
+    /// # Errors
+    /// [`RepoError`] on storage failure.
+    async fn find_standing(&self, id: ConversationId, user: UserId) -> Result<Option<Standing>, RepoError>;
 
     /// `user`'s membership of `conversation`.
     ///

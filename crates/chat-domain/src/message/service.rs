@@ -236,17 +236,29 @@ impl MessageService {
     ) -> DomainResult<PreparedSend> {
         let view = self.access.view(actor, id).await?;
         view.ensure_may_post()?;
-        if let Some(key) = &req.client_msg_id {
-            if key.is_empty() || key.len() > MAX_CLIENT_MSG_ID_LEN || key.chars().any(char::is_control) {
-                return Err(DomainError::invalid("clientMsgId", "must be 1 to 128 printable characters"));
-            }
-            if view.member.is_some()
-                && let Some(original) = self.messages.find_by_client_msg_id(id, actor, key).await?
-            {
-                let original = self.codec.open(&view.conversation, original).await?;
-                return Ok(PreparedSend(Prepared::Replayed(original)));
-            }
+        let Some(key) = req.client_msg_id.clone() else {
+            return self.prepare_new(actor, view, req).await;
+        };
+        if key.is_empty() || key.len() > MAX_CLIENT_MSG_ID_LEN || key.chars().any(char::is_control) {
+            return Err(DomainError::invalid("clientMsgId", "must be 1 to 128 printable characters"));
         }
+        // A retry is answered with the original. Looked up only when the send cannot go on
+        // (archived since, over the rate limit, …): otherwise the insert finds the original by
+        // the unique index, in its batch, and no read is spent on the common first attempt.
+        let conversation = view.conversation.clone();
+        let member = view.member.is_some();
+        match self.prepare_new(actor, view, req).await {
+            Err(refused) if member => match self.messages.find_by_client_msg_id(id, actor, &key).await? {
+                Some(original) => Ok(PreparedSend(Prepared::Replayed(self.codec.open(&conversation, original).await?))),
+                None => Err(refused),
+            },
+            prepared => prepared,
+        }
+    }
+
+    /// [`Self::prepare_send`] of a message not known to be a retry.
+    async fn prepare_new(&self, actor: UserId, view: View, req: SendMessage) -> DomainResult<PreparedSend> {
+        let id = view.conversation.id;
         view.ensure_writable()?;
         check_attachments(&req.attachments, view.conversation.is_encrypted)?;
         requested_kind(req.kind, !req.attachments.is_empty(), view.conversation.is_encrypted)?;

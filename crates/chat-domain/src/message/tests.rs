@@ -176,9 +176,11 @@ async fn sending_tells_the_conversation_about_the_opened_message() {
 }
 
 #[tokio::test]
-async fn a_repeated_client_msg_id_returns_the_original_without_storing_anything() {
+async fn a_retry_of_a_committed_send_refused_by_a_check_is_answered_with_the_original() {
+    // The conversation was archived after the first attempt committed: the retry cannot be
+    // inserted, and is answered with the original rather than the conflict.
     let mut scene = Scene::new();
-    let (c, alice, _) = group(&mut scene);
+    let (c, alice) = archived(&mut scene, ConversationType::Group);
     let original =
         StoredMessage { client_msg_id: Some("c-1".to_owned()), ..stored_message(&c, alice.id, 3, "first try") };
     let found = original.clone();
@@ -188,6 +190,7 @@ async fn a_repeated_client_msg_id_returns_the_original_without_storing_anything(
         .messages
         .expect_find_by_client_msg_id()
         .withf(move |conv, s, key| *conv == id && *s == sender && key == "c-1")
+        .times(1)
         .returning(move |_, _, _| Ok(Some(found.clone())));
     refuse_insert(&mut scene);
     let h = scene.build();
@@ -198,6 +201,35 @@ async fn a_repeated_client_msg_id_returns_the_original_without_storing_anything(
     let Sent::Replayed(message) = sent else { panic!("expected a replay") };
     assert_eq!((message.id, message.seq, message.content.as_str()), (original.id, 3, "first try"));
     assert!(h.events().is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_send_with_an_unknown_client_msg_id_keeps_its_error() {
+    let mut scene = Scene::new();
+    let (c, alice) = archived(&mut scene, ConversationType::Group);
+    no_earlier_send(&mut scene);
+    refuse_insert(&mut scene);
+    let req = SendMessage { client_msg_id: Some("c-1".to_owned()), ..text("hello?") };
+    let result = scene.build().chat.messages.send(alice.id, c.id, req).await;
+    assert!(matches!(result, Err(DomainError::Conflict(_))), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_first_attempt_goes_straight_to_the_insert_without_a_lookup() {
+    let mut scene = Scene::new();
+    let (c, alice, _) = group(&mut scene);
+    scene.mocks.messages.expect_find_by_client_msg_id().never();
+    scene
+        .mocks
+        .messages
+        .expect_insert_message()
+        .times(1)
+        .returning(|new| Ok(InsertOutcome::Inserted(stored_from_new(new, 1))));
+    let h = scene.build();
+    let req = SendMessage { client_msg_id: Some("c-1".to_owned()), ..text("hello") };
+    let sent = h.chat.messages.send(alice.id, c.id, req).await.unwrap();
+    assert!(matches!(sent, Sent::New(_)), "{sent:?}");
+    assert_eq!(h.events().len(), 1);
 }
 
 #[tokio::test]
@@ -1175,8 +1207,13 @@ async fn a_replayed_send_returns_the_originals_attachments() {
         ..stored_message(&c, alice.id, 5, "signed")
     };
     let found = original.clone();
-    scene.mocks.messages.expect_find_by_client_msg_id().returning(move |_, _, _| Ok(Some(found.clone())));
-    refuse_insert(&mut scene);
+    scene.mocks.messages.expect_find_by_client_msg_id().never();
+    scene
+        .mocks
+        .messages
+        .expect_insert_message()
+        .times(1)
+        .returning(move |_| Ok(InsertOutcome::Duplicate(found.clone())));
     let h = scene.build();
 
     // The retry does not even name the file again: the original answers.

@@ -1,7 +1,7 @@
 //! The hub: which local sockets receive which pushes.
 //!
 //! It indexes sockets by conversation and by workspace, so routing a push is a lookup, and the
-//! same serialised frame (a cheaply cloned `ByteString`) is handed to every recipient's bounded
+//! same push — one `Arc` around the serialised frame — is handed to every recipient's bounded
 //! queue with `try_send`: no lock is held across an await, nothing is serialised per recipient,
 //! and a socket whose queue is full is a slow consumer — it is closed (1013) and recovers with
 //! `resume`, rather than growing memory. `message:new` pushes pass through a per-conversation
@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use bytestring::ByteString;
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{Notify, mpsc};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::wire::{Delivery, Route};
 use uuid::Uuid;
@@ -23,10 +23,15 @@ use uuid::Uuid;
 /// A socket's id within this process.
 pub(crate) type ConnId = u64;
 
-/// One frame on its way to a socket; `seq` marks a `message:new` of `conversation`.
-#[derive(Clone, Debug)]
+/// What a socket's queue holds.
+pub(crate) type Queued = Arc<Outbound>;
+
+/// One push on its way to sockets; `seq` marks a `message:new` of `conversation`. Made once
+/// per push and shared: a socket's queue holds [`Queued`] pointers, so that the slots tokio
+/// allocates up front for every queue (32) cost a pointer each, not a push each.
+#[derive(Debug)]
 pub(crate) struct Outbound {
-    pub(crate) frame: ByteString,
+    pub(crate) frame: Utf8Bytes,
     pub(crate) conversation: Option<Uuid>,
     pub(crate) seq: Option<i64>,
 }
@@ -73,7 +78,7 @@ fn shard_count() -> usize {
 struct Conn {
     id: ConnId,
     user: Uuid,
-    tx: mpsc::Sender<Outbound>,
+    tx: mpsc::Sender<Queued>,
     kill: Arc<Kill>,
     /// Taken before any shard lock (never the other way round).
     subs: Mutex<Subs>,
@@ -213,7 +218,7 @@ impl Hub {
 
     /// Registers a socket of `user`; pushes for it go to `tx`, and `kill` is notified when it
     /// must close for falling behind.
-    pub(crate) fn register(&self, user: Uuid, tx: mpsc::Sender<Outbound>, kill: Arc<Kill>) -> ConnId {
+    pub(crate) fn register(&self, user: Uuid, tx: mpsc::Sender<Queued>, kill: Arc<Kill>) -> ConnId {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn { id, user, tx, kill, subs: Mutex::default() });
         write(self.socket_shard(id)).insert(id, Arc::clone(&conn));
@@ -368,8 +373,8 @@ impl Hub {
 
     /// Offers a frame to one socket's queue; a full queue marks it slow. Whether it was
     /// queued.
-    fn offer(&self, conn: &Conn, out: Outbound) -> bool {
-        match conn.tx.try_send(out) {
+    fn offer(&self, conn: &Conn, out: &Queued) -> bool {
+        match conn.tx.try_send(Arc::clone(out)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 // Counted once per socket, however many pushes it misses before it closes.
@@ -383,21 +388,24 @@ impl Hub {
         }
     }
 
-    /// Hands the one serialised frame to each socket: a reference-count bump per recipient,
+    /// Hands the one serialised push to each socket: a reference-count bump per recipient,
     /// under one read lock, and one counter update per push.
     fn fan_out(&self, delivery: &Delivery) {
         let mut queued = 0_u64;
         match &delivery.route {
             Route::Conversation { conversation, seq, except, left, .. } => {
                 {
+                    let out = Arc::new(Outbound {
+                        frame: delivery.frame.clone(),
+                        conversation: Some(*conversation),
+                        seq: *seq,
+                    });
                     let subscribers = read(&self.conversation(*conversation).subscribers);
                     for conn in subscribers.get(conversation).into_iter().flat_map(HashMap::values) {
                         if except.is_some_and(|u| conn.user == u) {
                             continue;
                         }
-                        let out =
-                            Outbound { frame: delivery.frame.clone(), conversation: Some(*conversation), seq: *seq };
-                        queued += u64::from(self.offer(conn, out));
+                        queued += u64::from(self.offer(conn, &out));
                     }
                 }
                 if let Some(user) = left {
@@ -405,13 +413,15 @@ impl Hub {
                 }
             }
             Route::Workspace { workspace } => {
+                let out = Arc::new(Outbound { frame: delivery.frame.clone(), conversation: None, seq: None });
                 let sockets = read(self.workspace(*workspace));
                 for conn in sockets.get(workspace).into_iter().flat_map(HashMap::values) {
-                    let out = Outbound { frame: delivery.frame.clone(), conversation: None, seq: None };
-                    queued += u64::from(self.offer(conn, out));
+                    queued += u64::from(self.offer(conn, &out));
                 }
             }
             Route::Newcomers { workspace, conversation, users } => {
+                let out =
+                    Arc::new(Outbound { frame: delivery.frame.clone(), conversation: Some(*conversation), seq: None });
                 for user in users {
                     for conn in self.sockets_of(*user) {
                         {
@@ -422,9 +432,7 @@ impl Hub {
                             subs.member_of.insert(*conversation);
                             self.subscribe(&conn, *conversation, None);
                         }
-                        let out =
-                            Outbound { frame: delivery.frame.clone(), conversation: Some(*conversation), seq: None };
-                        queued += u64::from(self.offer(&conn, out));
+                        queued += u64::from(self.offer(&conn, &out));
                     }
                 }
             }
@@ -489,22 +497,22 @@ impl Hub {
 mod tests {
     use super::*;
 
-    fn socket(hub: &Hub, user: Uuid) -> (ConnId, mpsc::Receiver<Outbound>) {
+    fn socket(hub: &Hub, user: Uuid) -> (ConnId, mpsc::Receiver<Queued>) {
         let (tx, rx) = mpsc::channel(16);
         (hub.register(user, tx, Arc::new(Kill::default())), rx)
     }
 
     fn message(workspace: Uuid, conversation: Uuid, seq: i64) -> Delivery {
         let route = Route::Conversation { workspace, conversation, seq: Some(seq), except: None, left: None };
-        Delivery { route, frame: ByteString::from(format!("m{seq}")) }
+        Delivery { route, frame: Utf8Bytes::from(format!("m{seq}")) }
     }
 
     fn left(workspace: Uuid, conversation: Uuid, user: Uuid) -> Delivery {
         let route = Route::Conversation { workspace, conversation, seq: None, except: None, left: Some(user) };
-        Delivery { route, frame: ByteString::from_static("left") }
+        Delivery { route, frame: Utf8Bytes::from_static("left") }
     }
 
-    fn drain(rx: &mut mpsc::Receiver<Outbound>) -> Vec<String> {
+    fn drain(rx: &mut mpsc::Receiver<Queued>) -> Vec<String> {
         std::iter::from_fn(|| rx.try_recv().ok()).map(|out| out.frame.to_string()).collect()
     }
 

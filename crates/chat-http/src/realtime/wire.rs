@@ -1,8 +1,10 @@
 //! Domain events become *deliveries*: a route (who may receive it) and the push frame,
 //! serialised exactly once. The same bytes go to every local socket, and — framed with their
 //! route — to the other nodes through the cluster bus.
+//!
+//! A frame is a [`Utf8Bytes`]: the text payload tungstenite writes, shared by reference count,
+//! so that no recipient copies or re-validates it before its socket writes it.
 
-use bytestring::ByteString;
 use chat_domain::event::{ConversationUpdate, DomainEvent};
 use chat_protocol::ws::{
     ConversationNew, ConversationUpdated, MessageChanged, MessageDeleted, MessageNew, MessageRead, PresenceUpdate,
@@ -10,6 +12,7 @@ use chat_protocol::ws::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use uuid::Uuid;
 
 use crate::convert;
@@ -56,14 +59,14 @@ impl Route {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Delivery {
     pub(crate) route: Route,
-    pub(crate) frame: ByteString,
+    pub(crate) frame: Utf8Bytes,
 }
 
-/// Serialises a push frame once.
-pub(crate) fn frame(event: &str, data: Value, reference: Option<Value>) -> ByteString {
+/// Serialises a push frame once (the `String` becomes the frame's buffer: no copy).
+pub(crate) fn frame(event: &str, data: Value, reference: Option<Value>) -> Utf8Bytes {
     let frame = ServerFrame { event: event.to_owned(), data, reference };
     // Serialising a tree of strings, numbers and maps cannot fail.
-    ByteString::from(serde_json::to_string(&frame).unwrap_or_default())
+    Utf8Bytes::from(serde_json::to_string(&frame).unwrap_or_default())
 }
 
 fn to_value<T: Serialize>(data: &T) -> Value {
@@ -221,11 +224,12 @@ pub(crate) fn encode(delivery: &Delivery) -> Vec<u8> {
 }
 
 /// The inverse of [`encode`]; `None` for bytes that are not a delivery. The frame keeps the
-/// received buffer (no copy): every local recipient then shares it.
+/// received buffer (no copy) and is validated as UTF-8 once, here: every local recipient then
+/// shares it.
 pub(crate) fn decode(bytes: Vec<u8>) -> Option<Delivery> {
     let split = bytes.iter().position(|&b| b == b'\n')?;
     let route = serde_json::from_slice(&bytes[..split]).ok()?;
-    let frame = ByteString::try_from(bytes::Bytes::from(bytes).slice(split + 1..)).ok()?;
+    let frame = Utf8Bytes::try_from(bytes::Bytes::from(bytes).slice(split + 1..)).ok()?;
     Some(Delivery { route, frame })
 }
 
