@@ -113,6 +113,17 @@ fn expect_insert(scene: &mut Scene, seq: i64) -> Inserts {
     inserts
 }
 
+/// The one insert finds `original` by its `clientMsgId` (a retry the store caught).
+fn insert_finds(scene: &mut Scene, original: &StoredMessage) {
+    let found = original.clone();
+    scene
+        .mocks
+        .messages
+        .expect_insert_message()
+        .times(1)
+        .returning(move |_| Ok(InsertOutcome::Duplicate(found.clone())));
+}
+
 fn refuse_insert(scene: &mut Scene) {
     scene.mocks.messages.expect_insert_message().never();
 }
@@ -219,12 +230,7 @@ async fn a_first_attempt_goes_straight_to_the_insert_without_a_lookup() {
     let mut scene = Scene::new();
     let (c, alice, _) = group(&mut scene);
     scene.mocks.messages.expect_find_by_client_msg_id().never();
-    scene
-        .mocks
-        .messages
-        .expect_insert_message()
-        .times(1)
-        .returning(|new| Ok(InsertOutcome::Inserted(stored_from_new(new, 1))));
+    expect_insert(&mut scene, 1);
     let h = scene.build();
     let req = SendMessage { client_msg_id: Some("c-1".to_owned()), ..text("hello") };
     let sent = h.chat.messages.send(alice.id, c.id, req).await.unwrap();
@@ -236,15 +242,8 @@ async fn a_first_attempt_goes_straight_to_the_insert_without_a_lookup() {
 async fn a_duplicate_found_by_the_store_is_a_replay() {
     let mut scene = Scene::new();
     let (c, alice, _) = group(&mut scene);
-    no_earlier_send(&mut scene);
     let original = stored_message(&c, alice.id, 2, "raced");
-    let found = original.clone();
-    scene
-        .mocks
-        .messages
-        .expect_insert_message()
-        .times(1)
-        .returning(move |_| Ok(InsertOutcome::Duplicate(found.clone())));
+    insert_finds(&mut scene, &original);
     let h = scene.build();
 
     let req = SendMessage { client_msg_id: Some("c-1".to_owned()), ..text("raced") };
@@ -1206,14 +1205,8 @@ async fn a_replayed_send_returns_the_originals_attachments() {
         attachments: vec![pdf.clone()],
         ..stored_message(&c, alice.id, 5, "signed")
     };
-    let found = original.clone();
     scene.mocks.messages.expect_find_by_client_msg_id().never();
-    scene
-        .mocks
-        .messages
-        .expect_insert_message()
-        .times(1)
-        .returning(move |_| Ok(InsertOutcome::Duplicate(found.clone())));
+    insert_finds(&mut scene, &original);
     let h = scene.build();
 
     // The retry does not even name the file again: the original answers.
