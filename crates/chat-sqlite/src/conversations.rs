@@ -64,7 +64,7 @@ fn members_of(c: &mut SqliteConnection, conversation: &[u8]) -> QueryResult<Vec<
 }
 
 fn find_member(c: &mut SqliteConnection, conversation: &[u8], user: &[u8]) -> QueryResult<Option<MemberRow>> {
-    conversation_members::table.find((conversation, user)).select(MemberRow::as_select()).first(c).optional()
+    conversation_members::table.find((conversation, user)).select(MemberRow::as_select()).get_result(c).optional()
 }
 
 #[async_trait]
@@ -91,7 +91,7 @@ impl ConversationRepository for SqliteStore {
                         .filter(conversations::workspace_id.eq(&row.workspace_id))
                         .filter(conversations::unique_key.eq(&row.unique_key))
                         .select(ConversationRow::as_select())
-                        .first(c)?;
+                        .get_result(c)?;
                     return Ok(Created::Existing(existing.into_conversation()?));
                 }
                 diesel::insert_into(conversation_members::table).values(&members).execute(c)?;
@@ -107,7 +107,7 @@ impl ConversationRepository for SqliteStore {
             let row = conversations::table
                 .find(key(id.as_uuid()))
                 .select(ConversationRow::as_select())
-                .first(c)
+                .get_result(c)
                 .optional()?;
             row.map(ConversationRow::into_conversation).transpose()
         })
@@ -135,7 +135,7 @@ impl ConversationRepository for SqliteStore {
                     workspace_members::role.nullable(),
                     Option::<MemberRow>::as_select(),
                 ))
-                .first::<(ConversationRow, Option<String>, Option<MemberRow>)>(c)
+                .get_result::<(ConversationRow, Option<String>, Option<MemberRow>)>(c)
                 .optional()?;
             row.map(|(conversation, role, member)| {
                 Ok(Standing {

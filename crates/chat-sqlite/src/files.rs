@@ -81,7 +81,7 @@ impl FileRepository for SqliteStore {
             files::table
                 .find(id)
                 .select(FileRow::as_select())
-                .first(c)
+                .get_result(c)
                 .optional()?
                 .map(FileRow::into_domain)
                 .transpose()

@@ -9,11 +9,14 @@
 //! batch).
 //!
 //! Inside the batch each message runs the per-message insert (`messages::insert_in_batch`) in
-//! a savepoint of its own, in queue order: seqs are taken under the write lock exactly as
-//! before (gapless, in commit order), a duplicate `clientMsgId` — also one that came earlier in
-//! the same batch, which the savepoint's reads see — rolls back to the savepoint and consumes
-//! no seq, and a message whose statements fail rolls back alone while the others commit.
-//! Savepoints are in-process here (no round trip), so they cost next to nothing.
+//! queue order: seqs are taken under the write lock (gapless, in commit order); a repeated
+//! `clientMsgId` — also one that came earlier in the same batch, which the transaction's reads
+//! see — and an archived conversation are found before anything is written, and take no seq.
+//! So no statement is expected to fail and there are no savepoints (two statements and a
+//! sub-journal copy of every touched page, per message). If one fails all the same (a
+//! constraint the checks could not foresee, such as a thread root that does not exist), the
+//! whole transaction rolls back — nothing of it was acknowledged — and each message of the
+//! batch is committed alone, so the failure stays with the message that caused it.
 
 use std::sync::Arc;
 
@@ -108,14 +111,39 @@ fn fail_all(replies: Vec<oneshot::Sender<Outcome>>, error: &RepoError) {
     }
 }
 
-/// Inserts `messages` in one immediate transaction, each in a savepoint of its own; the
-/// outcomes are in the same order. `Err` when the transaction itself fails (then nothing of it
+/// Why a batch's transaction did not commit.
+enum BatchError {
+    /// A message's statement failed (the transaction rolled back).
+    Message(DieselError),
+    /// `BEGIN`, `COMMIT` or the rollback failed.
+    Transaction(DieselError),
+}
+
+impl From<DieselError> for BatchError {
+    fn from(e: DieselError) -> Self {
+        Self::Transaction(e)
+    }
+}
+
+/// Inserts `messages` in one immediate transaction; the outcomes are in the same order. When a
+/// message's statement fails, the transaction rolls back and each message is committed in a
+/// transaction of its own instead. `Err` when a transaction itself fails (then nothing of it
 /// committed).
 pub(crate) fn commit_batch(
     c: &mut SqliteConnection,
     messages: &[NewMessage],
 ) -> Result<Vec<Result<InsertOutcome, DieselError>>, DieselError> {
-    c.immediate_transaction(|c| Ok(messages.iter().map(|message| insert_in_batch(c, message)).collect()))
+    let together: Result<Vec<InsertOutcome>, BatchError> = c.immediate_transaction(|c| {
+        messages.iter().map(|message| insert_in_batch(c, message).map_err(BatchError::Message)).collect()
+    });
+    match together {
+        Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),
+        Err(BatchError::Transaction(e)) => Err(e),
+        Err(BatchError::Message(e)) if messages.len() == 1 => Ok(vec![Err(e)]),
+        Err(BatchError::Message(_)) => {
+            Ok(messages.iter().map(|message| c.immediate_transaction(|c| insert_in_batch(c, message))).collect())
+        }
+    }
 }
 
 #[cfg(test)]

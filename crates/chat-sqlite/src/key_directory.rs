@@ -110,7 +110,7 @@ impl KeyDirectory for SqliteStore {
                     let existing: Option<(Vec<u8>, Vec<u8>)> = device_keys::table
                         .find(id)
                         .select((device_keys::user_id, device_keys::identity_key))
-                        .first(c)
+                        .get_result(c)
                         .optional()?;
                     match existing {
                         Some((owner, _)) if owner != user => return Err(Tx::Outcome(OwnedByAnother)),
@@ -158,7 +158,7 @@ impl KeyDirectory for SqliteStore {
                             .on_conflict_do_nothing()
                             .execute(c)?;
                     }
-                    let row = device_keys::table.find(id).select(DeviceRow::as_select()).first(c)?;
+                    let row = device_keys::table.find(id).select(DeviceRow::as_select()).get_result(c)?;
                     let left: i64 =
                         one_time_prekeys::table.filter(one_time_prekeys::device_id.eq(id)).count().get_result(c)?;
                     Ok(row.into_device(left)?)
@@ -210,7 +210,7 @@ impl KeyDirectory for SqliteStore {
                         .filter(one_time_prekeys::device_id.eq(&row.device_id))
                         .order(one_time_prekeys::prekey_id.asc())
                         .select((one_time_prekeys::prekey_id, one_time_prekeys::public_key))
-                        .first(c)
+                        .get_result(c)
                         .optional()?;
                     let one_time_prekey = match next {
                         Some((id, public_key)) => {

@@ -11,13 +11,12 @@ use chat_domain::message::{
 use chrono::{DateTime, Utc};
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::result::Error as DieselError;
 use diesel::sql_types::BigInt;
 
 use crate::attachments;
 use crate::rows::{MessageRow, ReactionRow, Reactions, corrupt, key, micros, uuid};
 use crate::schema::{conversation_members, conversations, message_reactions, messages};
-use crate::store::{SqliteStore, Tx, coalesce, unique_violation};
+use crate::store::{SqliteStore, coalesce};
 
 /// Reactions of the given messages, in one query, in reaction order.
 fn reactions_of(c: &mut SqliteConnection, ids: &[Vec<u8>]) -> QueryResult<Reactions> {
@@ -52,7 +51,7 @@ fn one_with_reactions(c: &mut SqliteConnection, row: Option<MessageRow>) -> Quer
 }
 
 fn find_row(c: &mut SqliteConnection, id: &[u8]) -> QueryResult<Option<MessageRow>> {
-    messages::table.find(id).select(MessageRow::as_select()).first(c).optional()
+    messages::table.find(id).select(MessageRow::as_select()).get_result(c).optional()
 }
 
 fn find_by_client_msg_id(
@@ -66,33 +65,44 @@ fn find_by_client_msg_id(
         .filter(messages::sender_id.eq(sender))
         .filter(messages::client_msg_id.eq(client_msg_id))
         .select(MessageRow::as_select())
-        .first(c)
+        .get_result(c)
         .optional()?;
     one_with_reactions(c, row)
 }
 
-/// Why an insert transaction was rolled back.
-enum NotInserted {
-    /// No open conversation to take a seq from.
-    Archived,
-    /// The sender's `clientMsgId` is taken in this conversation.
-    Duplicate,
-}
-
 /// The per-message insert, run by the group-commit batcher (`group_commit.rs`) for each
-/// message of a batch, in queue order, inside the batch's immediate transaction and in a
-/// savepoint of its own: takes the conversation's next seq, inserts the row, links the
-/// attachments, writes its search tags, bumps the thread root's `reply_count`, moves the
-/// sender's watermark. A
-/// duplicate `clientMsgId` or an archived conversation rolls back to the savepoint (giving the
-/// seq back) and yields the original or `Archived`; a failing statement rolls back this
-/// message only. Anything added per message belongs here.
+/// message of a batch, in queue order, inside the batch's immediate transaction (which holds
+/// the write lock, so nothing interleaves): a repeat of a `clientMsgId` — committed before the
+/// batch or earlier in it, which this transaction's reads see — yields the original, an
+/// archived (or missing) conversation yields `Archived`, both having written nothing; otherwise
+/// it takes the conversation's next seq, inserts the row, links the attachments, writes its
+/// search tags, bumps the thread root's `reply_count` and moves the sender's watermark.
+///
+/// No savepoint: those checks come first, so no statement is expected to fail, and a savepoint
+/// would cost two statements and a sub-journal copy of every page the message touches. One
+/// that fails all the same fails the batch, which `commit_batch` then retries message by
+/// message. Anything added per message belongs here.
 pub(crate) fn insert_in_batch(c: &mut SqliteConnection, new: &NewMessage) -> QueryResult<InsertOutcome> {
+    let conversation = key(new.conversation_id.as_uuid());
+    let sender = key(new.sender_id.as_uuid());
+    if let Some(client_msg_id) = &new.client_msg_id
+        && let Some(original) = find_by_client_msg_id(c, &conversation, &sender, client_msg_id)?
+    {
+        return Ok(InsertOutcome::Duplicate(original));
+    }
+    // Taking the seq writes the conversation row: senders of one batch take theirs in queue
+    // order, batches one after the other, so seqs follow commit order.
+    let seq = diesel::update(conversations::table.find(&conversation).filter(conversations::archived_at.is_null()))
+        .set(conversations::last_seq.eq(conversations::last_seq + 1))
+        .returning(conversations::last_seq)
+        .get_result::<i64>(c)
+        .optional()?;
+    let Some(seq) = seq else { return Ok(InsertOutcome::Archived) };
     let row = MessageRow {
         id: key(new.id.as_uuid()),
-        conversation_id: key(new.conversation_id.as_uuid()),
-        seq: 0,
-        sender_id: key(new.sender_id.as_uuid()),
+        conversation_id: conversation,
+        seq,
+        sender_id: sender,
         client_msg_id: new.client_msg_id.clone(),
         kind: new.kind.as_str().to_owned(),
         content: Some(new.content.bytes.clone()),
@@ -103,75 +113,25 @@ pub(crate) fn insert_in_batch(c: &mut SqliteConnection, new: &NewMessage) -> Que
         deleted_at: None,
         created_at: micros(new.created_at),
     };
-    let files = &new.attachments;
-    // A savepoint: the batch's transaction holds the write lock since BEGIN IMMEDIATE.
-    let inserted = c.transaction(|c| {
-        let mut row = row;
-        // Taking the seq writes the conversation row: senders of one batch take theirs in
-        // queue order, batches one after the other, so seqs follow commit order.
-        let seq = diesel::update(
-            conversations::table.find(&row.conversation_id).filter(conversations::archived_at.is_null()),
-        )
-        .set(conversations::last_seq.eq(conversations::last_seq + 1))
-        .returning(conversations::last_seq)
-        .get_result::<i64>(c)
-        .optional()?;
-        row.seq = seq.ok_or(Tx::Outcome(NotInserted::Archived))?;
-        diesel::insert_into(messages::table).values(&row).execute(c).map_err(|e| {
-            if row.client_msg_id.is_some() && unique_violation(&e, "messages.client_msg_id") {
-                // Rolling back to the savepoint also gives the seq back.
-                Tx::Outcome(NotInserted::Duplicate)
-            } else {
-                Tx::Db(e)
-            }
-        })?;
-        let attached = attachments::link(c, &row.id, files)?;
-        if let Some(entry) = &new.search {
-            crate::search::insert_tags(c, entry)?;
-        }
-        if let Some(root) = &row.reply_to_id {
-            diesel::update(messages::table.find(root).filter(messages::conversation_id.eq(&row.conversation_id)))
-                .set(messages::reply_count.eq(messages::reply_count + 1))
-                .execute(c)?;
-        }
-        // The sender has read what they sent: their watermark moves forward to it.
-        diesel::update(
-            conversation_members::table
-                .find((&row.conversation_id, &row.sender_id))
-                .filter(conversation_members::last_read_seq.lt(row.seq)),
-        )
-        .set((conversation_members::last_read_seq.eq(row.seq), conversation_members::last_read_at.eq(row.created_at)))
-        .execute(c)?;
-        Ok((row, attached))
-    });
-    match inserted {
-        Ok((row, attached)) => Ok(InsertOutcome::Inserted(StoredMessage {
-            attachments: attached,
-            ..row.into_message(&mut Reactions::default())?
-        })),
-        Err(Tx::Db(e)) => Err(e),
-        Err(Tx::Outcome(not_inserted)) => {
-            // Rolled back to the savepoint. An original with this clientMsgId was committed
-            // before the batch began (it holds the write lock) or inserted earlier in this
-            // batch, so this read sees it; an idempotent retry gets it even once the
-            // conversation is archived.
-            let original = match &new.client_msg_id {
-                Some(client_msg_id) => find_by_client_msg_id(
-                    c,
-                    &key(new.conversation_id.as_uuid()),
-                    &key(new.sender_id.as_uuid()),
-                    client_msg_id,
-                )?,
-                None => None,
-            };
-            match (original, not_inserted) {
-                (Some(original), _) => Ok(InsertOutcome::Duplicate(original)),
-                (None, NotInserted::Archived) => Ok(InsertOutcome::Archived),
-                // Messages are never hard-deleted, so the row that clashed is still there.
-                (None, NotInserted::Duplicate) => Err(DieselError::NotFound),
-            }
-        }
+    diesel::insert_into(messages::table).values(&row).execute(c)?;
+    let attached = attachments::link(c, &row.id, &new.attachments)?;
+    if let Some(entry) = &new.search {
+        crate::search::insert_tags(c, entry)?;
     }
+    if let Some(root) = &row.reply_to_id {
+        diesel::update(messages::table.find(root).filter(messages::conversation_id.eq(&row.conversation_id)))
+            .set(messages::reply_count.eq(messages::reply_count + 1))
+            .execute(c)?;
+    }
+    // The sender has read what they sent: their watermark moves forward to it.
+    diesel::update(
+        conversation_members::table
+            .find((&row.conversation_id, &row.sender_id))
+            .filter(conversation_members::last_read_seq.lt(row.seq)),
+    )
+    .set((conversation_members::last_read_seq.eq(row.seq), conversation_members::last_read_at.eq(row.created_at)))
+    .execute(c)?;
+    Ok(InsertOutcome::Inserted(StoredMessage { attachments: attached, ..row.into_message(&mut Reactions::default())? }))
 }
 
 #[async_trait]

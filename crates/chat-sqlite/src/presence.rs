@@ -40,7 +40,7 @@ impl PresenceRepository for SqliteStore {
             presence::table
                 .find(id)
                 .select(PresenceRow::as_select())
-                .first(c)
+                .get_result(c)
                 .optional()?
                 .map(PresenceRow::into_presence)
                 .transpose()

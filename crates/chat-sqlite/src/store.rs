@@ -1,6 +1,11 @@
 //! [`SqliteStore`]: opening the database, the connection pool, and the one way every port
 //! method reaches SQLite ([`SqliteStore::run`]: one closure on one pooled connection, on a
 //! blocking thread).
+//!
+//! Queries here read one row with `get_result`, never `first`: diesel binds `first`'s
+//! `LIMIT 1` as a parameter, and the bundled SQLite (3.50) plans a bound `LIMIT` by its value, so it
+//! re-prepares such a cached statement on every execution. Stepping once reads one row all the
+//! same. (Paged reads keep their bound `LIMIT` and pay that preparation.)
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -38,7 +38,8 @@ impl UserRepository for SqliteStore {
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<(User, PasswordHash)>, RepoError> {
         let email = email.as_str().to_owned();
         self.run("finding a user by e-mail", move |c| {
-            let row = users::table.filter(users::email.eq(email)).select(UserRow::as_select()).first(c).optional()?;
+            let row =
+                users::table.filter(users::email.eq(email)).select(UserRow::as_select()).get_result(c).optional()?;
             row.map(|mut row| {
                 let hash = PasswordHash(std::mem::take(&mut row.password_hash));
                 Ok((row.into_user()?, hash))
@@ -51,7 +52,7 @@ impl UserRepository for SqliteStore {
     #[tracing::instrument(skip_all, fields(user = %id))]
     async fn find_user(&self, id: UserId) -> Result<Option<User>, RepoError> {
         self.run("finding a user", move |c| {
-            let row = users::table.find(key(id.as_uuid())).select(UserRow::as_select()).first(c).optional()?;
+            let row = users::table.find(key(id.as_uuid())).select(UserRow::as_select()).get_result(c).optional()?;
             row.map(UserRow::into_user).transpose()
         })
         .await
@@ -92,7 +93,7 @@ impl SessionRepository for SqliteStore {
                 let state = refresh_tokens::table
                     .find(&presented)
                     .select(RefreshTokenState::as_select())
-                    .first(c)
+                    .get_result(c)
                     .optional()?;
                 let Some(state) = state else { return Ok(RotateOutcome::Invalid) };
                 if state.used_at.is_some() {

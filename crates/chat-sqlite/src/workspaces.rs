@@ -48,7 +48,7 @@ impl WorkspaceRepository for SqliteStore {
     async fn find_workspace(&self, id: WorkspaceId) -> Result<Option<Workspace>, RepoError> {
         self.run("finding a workspace", move |c| {
             let row =
-                workspaces::table.find(key(id.as_uuid())).select(WorkspaceRow::as_select()).first(c).optional()?;
+                workspaces::table.find(key(id.as_uuid())).select(WorkspaceRow::as_select()).get_result(c).optional()?;
             row.map(WorkspaceRow::into_workspace).transpose()
         })
         .await
@@ -79,7 +79,7 @@ impl WorkspaceRepository for SqliteStore {
             let role = workspace_members::table
                 .find((key(workspace.as_uuid()), key(user.as_uuid())))
                 .select(workspace_members::role)
-                .first::<String>(c)
+                .get_result::<String>(c)
                 .optional()?;
             role.as_deref().map(WorkspaceMemberRow::parse_role).transpose()
         })
@@ -118,7 +118,7 @@ impl WorkspaceRepository for SqliteStore {
                     .filter(workspace_members::workspace_id.eq(&workspace_id))
                     .filter(workspace_members::user_id.eq(&user_id))
                     .select((WorkspaceMemberRow::as_select(), UserRow::as_select()))
-                    .first::<(WorkspaceMemberRow, UserRow)>(c)?;
+                    .get_result::<(WorkspaceMemberRow, UserRow)>(c)?;
                 Ok(member.into_member(profile)?)
             }))
         })
