@@ -515,13 +515,17 @@ mod tests {
         };
         assert_eq!((count(root.id).await, count(new_root.id).await), (2, 1));
         let mut conn = store.pool.get().await.expect("conn");
-        let tags: i64 = crate::schema::message_search_tags::table
-            .filter(crate::schema::message_search_tags::conversation_id.eq(c[0].as_uuid()))
-            .count()
-            .get_result(&mut conn)
+        let indexed: Vec<Vec<Vec<u8>>> = crate::schema::message_search::table
+            .filter(crate::schema::message_search::conversation_id.eq(c[0].as_uuid()))
+            .select(crate::schema::message_search::tags)
+            .load(&mut conn)
             .await
-            .expect("count");
-        assert_eq!(tags, 8, "two tags for each of the four messages");
+            .expect("load");
+        assert_eq!(
+            indexed.iter().map(Vec::len).collect::<Vec<_>>(),
+            [2, 2, 2, 2],
+            "two tags for each of the four messages"
+        );
     }
 
     #[tokio::test]

@@ -116,12 +116,12 @@ diesel::table! {
 }
 
 diesel::table! {
-    message_search_tags (message_id, tag) {
+    message_search (message_id) {
         message_id -> Uuid,
-        tag -> Bytea,
         workspace_id -> Uuid,
         conversation_id -> Uuid,
         created_at -> Timestamptz,
+        tags -> Array<Bytea>,
     }
 }
 

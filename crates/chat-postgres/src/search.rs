@@ -1,5 +1,6 @@
-//! [`SearchIndex`]: the blind index's `(message, tag)` rows. Tags arrive as opaque bytes from
-//! the domain; this store never sees a token.
+//! [`SearchIndex`]: the blind index, one `message_search` row per message with its tags in an
+//! array under a GIN index. Tags arrive as opaque bytes from the domain; this store never sees
+//! a token.
 
 use std::collections::HashMap;
 
@@ -8,44 +9,52 @@ use chat_domain::error::RepoError;
 use chat_domain::ids::{MessageId, WorkspaceId};
 use chat_domain::search::{IndexEntry, SearchCursor, SearchIndex, TagMatches, TagQuery};
 use chrono::{DateTime, Utc};
-use diesel::dsl::count_star;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Bytea, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::messages::{MessageRow, with_reactions};
-use crate::schema::{message_search_tags as tags, messages};
+use crate::schema::{message_search as search, messages};
 use crate::{PgStore, repo};
 
-/// Writes the tags of `entries` in one statement (distinct per message; a repeat would be a
-/// no-op, not an error), inside the caller's transaction: a send's batch, or a re-index.
+#[derive(Insertable)]
+#[diesel(table_name = search)]
+struct SearchRow<'e> {
+    message_id: Uuid,
+    workspace_id: Uuid,
+    conversation_id: Uuid,
+    created_at: DateTime<Utc>,
+    tags: Vec<&'e [u8]>,
+}
+
+/// Writes the tags of `entries`, one row per message, in one statement (a message already
+/// indexed is left as it is), inside the caller's transaction: a send's batch, or a re-index.
 pub(crate) async fn insert_tags<'e>(
     mut conn: &AsyncPgConnection,
     entries: impl Iterator<Item = &'e IndexEntry>,
 ) -> Result<(), diesel::result::Error> {
-    let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for entry in entries {
-        for tag in &entry.tags {
-            columns.0.push(entry.message_id.as_uuid());
-            columns.1.push(tag.0.to_vec());
-            columns.2.push(entry.workspace_id.as_uuid());
-            columns.3.push(entry.conversation_id.as_uuid());
-            columns.4.push(entry.created_at);
-        }
-    }
-    if columns.0.is_empty() {
+    let rows: Vec<SearchRow<'e>> = entries
+        .filter(|entry| !entry.tags.is_empty())
+        .map(|entry| SearchRow {
+            message_id: entry.message_id.as_uuid(),
+            workspace_id: entry.workspace_id.as_uuid(),
+            conversation_id: entry.conversation_id.as_uuid(),
+            created_at: entry.created_at,
+            tags: entry.tags.iter().map(|tag| &tag.0[..]).collect(),
+        })
+        .collect();
+    if rows.is_empty() {
         return Ok(());
     }
-    diesel::sql_query(crate::sql::INSERT_TAGS)
-        .bind::<Array<SqlUuid>, _>(columns.0)
-        .bind::<Array<Bytea>, _>(columns.1)
-        .bind::<Array<SqlUuid>, _>(columns.2)
-        .bind::<Array<SqlUuid>, _>(columns.3)
-        .bind::<Array<Timestamptz>, _>(columns.4)
-        .execute(&mut conn)
-        .await?;
+    diesel::insert_into(search::table).values(&rows).on_conflict_do_nothing().execute(&mut conn).await?;
     Ok(())
+}
+
+#[derive(QueryableByName)]
+struct Dropped {
+    #[diesel(sql_type = BigInt)]
+    tags: i64,
 }
 
 #[async_trait]
@@ -56,7 +65,7 @@ impl SearchIndex for PgStore {
         let mut conn = self.conn().await?;
         (*conn)
             .transaction::<_, diesel::result::Error, _>(async |conn: &mut AsyncPgConnection| {
-                diesel::delete(tags::table.filter(tags::message_id.eq(message))).execute(conn).await?;
+                diesel::delete(search::table.find(message)).execute(conn).await?;
                 insert_tags(conn, std::iter::once(entry)).await
             })
             .await
@@ -66,7 +75,7 @@ impl SearchIndex for PgStore {
     #[tracing::instrument(skip_all, fields(message = %message))]
     async fn delete_message_tags(&self, message: MessageId) -> Result<(), RepoError> {
         let mut conn = self.conn().await?;
-        diesel::delete(tags::table.filter(tags::message_id.eq(message.as_uuid())))
+        diesel::delete(search::table.find(message.as_uuid()))
             .execute(&mut conn)
             .await
             .map_err(repo("dropping a message's search tags"))?;
@@ -76,11 +85,16 @@ impl SearchIndex for PgStore {
     #[tracing::instrument(skip_all, fields(workspace = %workspace))]
     async fn delete_workspace_tags(&self, workspace: WorkspaceId) -> Result<u64, RepoError> {
         let mut conn = self.conn().await?;
-        let deleted = diesel::delete(tags::table.filter(tags::workspace_id.eq(workspace.as_uuid())))
-            .execute(&mut conn)
-            .await
-            .map_err(repo("dropping a workspace's search tags"))?;
-        Ok(deleted as u64)
+        // Counted in tags, as the port promises, not in rows.
+        let dropped = diesel::sql_query(
+            "WITH gone AS (DELETE FROM message_search WHERE workspace_id = $1 RETURNING cardinality(tags) AS n) \
+             SELECT coalesce(sum(n), 0)::int8 AS tags FROM gone",
+        )
+        .bind::<SqlUuid, _>(workspace.as_uuid())
+        .get_result::<Dropped>(&mut conn)
+        .await
+        .map_err(repo("dropping a workspace's search tags"))?;
+        Ok(u64::try_from(dropped.tags).unwrap_or_default())
     }
 
     #[tracing::instrument(skip_all, fields(workspace = %query.workspace_id, tags = query.tags.len(), limit = query.limit))]
@@ -90,25 +104,22 @@ impl SearchIndex for PgStore {
         }
         let wanted: Vec<Vec<u8>> = query.tags.iter().map(|t| t.0.to_vec()).collect();
         let conversations: Vec<Uuid> = query.conversations.iter().map(|c| c.as_uuid()).collect();
-        let needed = i64::try_from(wanted.len()).map_err(|e| RepoError::new("too many search tags", e))?;
-        // Messages carrying every tag: as many matching rows as tags (tags are distinct per
-        // message). One more than a page tells whether another page follows.
-        let mut lookup = tags::table
-            .filter(tags::workspace_id.eq(query.workspace_id.as_uuid()))
-            .filter(tags::tag.eq_any(wanted))
-            .filter(tags::conversation_id.eq_any(conversations))
-            .group_by((tags::message_id, tags::created_at))
-            .having(count_star().eq(needed))
-            .select((tags::message_id, tags::created_at))
-            .order((tags::created_at.desc(), tags::message_id.desc()))
+        // Messages carrying every tag (the GIN index answers `@>`), newest first. One more
+        // than a page tells whether another page follows.
+        let mut lookup = search::table
+            .filter(search::workspace_id.eq(query.workspace_id.as_uuid()))
+            .filter(search::tags.contains(wanted))
+            .filter(search::conversation_id.eq_any(conversations))
+            .select((search::message_id, search::created_at))
+            .order((search::created_at.desc(), search::message_id.desc()))
             .limit(i64::from(query.limit) + 1)
             .into_boxed();
         if let Some(before) = query.before {
             let id = before.message_id.as_uuid();
             lookup = lookup.filter(
-                tags::created_at
+                search::created_at
                     .lt(before.created_at)
-                    .or(tags::created_at.eq(before.created_at).and(tags::message_id.lt(id))),
+                    .or(search::created_at.eq(before.created_at).and(search::message_id.lt(id))),
             );
         }
         let mut conn = self.conn().await?;

@@ -26,11 +26,3 @@ pub(crate) const MOVE_WATERMARKS: &str = "UPDATE conversation_members AS m \
 /// appears there (the batch's replies to it).
 pub(crate) const BUMP_REPLY_COUNTS: &str = "UPDATE messages AS m SET reply_count = m.reply_count + u.replies \
      FROM (SELECT id, count(*) AS replies FROM unnest($1::uuid[]) AS r(id) GROUP BY id) AS u WHERE m.id = u.id";
-
-/// The search tags of any number of messages, as parallel arrays (message, tag, workspace,
-/// conversation, created_at): one statement whose text never changes, so it is prepared once,
-/// and no limit on the number of rows from bind parameters. A repeated row is a no-op.
-pub(crate) const INSERT_TAGS: &str = "INSERT INTO message_search_tags \
-     (message_id, tag, workspace_id, conversation_id, created_at) \
-     SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::uuid[], $4::uuid[], $5::timestamptz[]) \
-     ON CONFLICT DO NOTHING";
