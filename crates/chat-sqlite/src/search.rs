@@ -1,5 +1,7 @@
-//! [`SearchIndex`]: the blind index's `(message, tag)` rows. Tags arrive as opaque bytes from
-//! the domain; this store never sees a token.
+//! [`SearchIndex`]: the blind index, one `message_search_docs` row per message with its tags
+//! as hex words, and the FTS5 table `message_search` over them (kept in step by triggers; see
+//! the migration `search_fts5`). Tags arrive as opaque bytes from the domain; this store never
+//! sees a token.
 
 use std::collections::HashMap;
 
@@ -7,34 +9,50 @@ use async_trait::async_trait;
 use chat_domain::error::RepoError;
 use chat_domain::ids::{MessageId, WorkspaceId};
 use chat_domain::search::{IndexEntry, SearchCursor, SearchIndex, TagMatches, TagQuery};
-use diesel::dsl::count_star;
+use diesel::dsl::sum;
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Binary, Text};
+use diesel::sqlite::Sqlite;
 
 use crate::messages::with_reactions;
 use crate::rows::{MessageRow, instant, key, micros, uuid};
-use crate::schema::{message_search_tags as tags, messages};
+use crate::schema::{message_search_docs as docs, messages};
 use crate::store::SqliteStore;
 
-/// Writes a message's tags (distinct per message; a repeat would be a no-op, not an error),
-/// inside the caller's transaction: a send's batch, or a re-index. One statement per row:
-/// SQLite caps the bound parameters of one statement, and prepared statements are cached.
+/// A tag as an FTS5 word: lower-case hex, which the `ascii` tokenizer keeps whole.
+fn word(tag: &[u8]) -> String {
+    hex::encode(tag)
+}
+
+/// Writes a message's document (none for a message without tags; a message already indexed is
+/// left as it is), inside the caller's transaction: a send's batch, or a re-index. One cached
+/// statement; the trigger adds its words to the FTS5 index, which writes the whole
+/// transaction's words at COMMIT.
 pub(crate) fn insert_tags(c: &mut SqliteConnection, entry: &IndexEntry) -> QueryResult<()> {
-    let message = key(entry.message_id.as_uuid());
-    let (workspace, conversation) = (key(entry.workspace_id.as_uuid()), key(entry.conversation_id.as_uuid()));
-    let created_at = micros(entry.created_at);
-    for tag in &entry.tags {
-        diesel::insert_into(tags::table)
-            .values((
-                tags::message_id.eq(&message),
-                tags::tag.eq(&tag.0[..]),
-                tags::workspace_id.eq(&workspace),
-                tags::conversation_id.eq(&conversation),
-                tags::created_at.eq(created_at),
-            ))
-            .on_conflict_do_nothing()
-            .execute(c)?;
+    if entry.tags.is_empty() {
+        return Ok(());
     }
+    let words = entry.tags.iter().map(|tag| word(&tag.0)).collect::<Vec<_>>().join(" ");
+    diesel::insert_into(docs::table)
+        .values((
+            docs::message_id.eq(key(entry.message_id.as_uuid())),
+            docs::workspace_id.eq(key(entry.workspace_id.as_uuid())),
+            docs::conversation_id.eq(key(entry.conversation_id.as_uuid())),
+            docs::created_at.eq(micros(entry.created_at)),
+            docs::tags.eq(words),
+            docs::tag_count.eq(i32::try_from(entry.tags.len()).unwrap_or(i32::MAX)),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c)?;
     Ok(())
+}
+
+#[derive(QueryableByName)]
+struct Hit {
+    #[diesel(sql_type = Binary)]
+    message_id: Vec<u8>,
+    #[diesel(sql_type = BigInt)]
+    created_at: i64,
 }
 
 #[async_trait]
@@ -45,7 +63,7 @@ impl SearchIndex for SqliteStore {
         self.run("replacing a message's search tags", move |c| {
             c.immediate_transaction(|c| {
                 let message = key(entry.message_id.as_uuid());
-                diesel::delete(tags::table.filter(tags::message_id.eq(&message))).execute(c)?;
+                diesel::delete(docs::table.filter(docs::message_id.eq(&message))).execute(c)?;
                 insert_tags(c, &entry)
             })
         })
@@ -56,7 +74,7 @@ impl SearchIndex for SqliteStore {
     async fn delete_message_tags(&self, message: MessageId) -> Result<(), RepoError> {
         let message = key(message.as_uuid());
         self.run("dropping a message's search tags", move |c| {
-            diesel::delete(tags::table.filter(tags::message_id.eq(message))).execute(c).map(drop)
+            diesel::delete(docs::table.filter(docs::message_id.eq(message))).execute(c).map(drop)
         })
         .await
     }
@@ -65,8 +83,13 @@ impl SearchIndex for SqliteStore {
     async fn delete_workspace_tags(&self, workspace: WorkspaceId) -> Result<u64, RepoError> {
         let workspace = key(workspace.as_uuid());
         self.run("deleting a workspace's search tags", move |c| {
-            let deleted = diesel::delete(tags::table.filter(tags::workspace_id.eq(workspace))).execute(c)?;
-            Ok(deleted as u64)
+            // Counted in tags, as the port promises, not in documents.
+            c.immediate_transaction(|c| {
+                let tags: Option<i64> =
+                    docs::table.filter(docs::workspace_id.eq(&workspace)).select(sum(docs::tag_count)).get_result(c)?;
+                diesel::delete(docs::table.filter(docs::workspace_id.eq(&workspace))).execute(c)?;
+                Ok(u64::try_from(tags.unwrap_or_default()).unwrap_or_default())
+            })
         })
         .await
     }
@@ -76,31 +99,39 @@ impl SearchIndex for SqliteStore {
         if query.tags.is_empty() || query.conversations.is_empty() || query.limit == 0 {
             return Ok(TagMatches { messages: Vec::new(), next: None });
         }
-        let wanted: Vec<Vec<u8>> = query.tags.iter().map(|t| t.0.to_vec()).collect();
+        // Documents holding every tag (an FTS5 AND of quoted words), newest first. One more
+        // than a page tells whether another page follows. The limit is written into the text:
+        // a bound LIMIT would be re-planned on every run (see `store.rs`).
+        let matching = query.tags.iter().map(|t| format!("\"{}\"", word(&t.0))).collect::<Vec<_>>().join(" AND ");
         let conversations: Vec<Vec<u8>> = query.conversations.iter().map(|c| key(c.as_uuid())).collect();
-        let needed = i64::try_from(wanted.len()).map_err(|e| RepoError::new("too many search tags", e))?;
         let workspace = key(query.workspace_id.as_uuid());
         let before = query.before.map(|b| (micros(b.created_at), key(b.message_id.as_uuid())));
         let limit = query.limit as usize;
+        let mut sql = String::from(
+            "SELECT d.message_id, d.created_at FROM message_search JOIN message_search_docs AS d \
+             ON d.doc = message_search.rowid \
+             WHERE message_search MATCH ? AND d.workspace_id = ? AND d.conversation_id IN (",
+        );
+        sql.push_str(&vec!["?"; conversations.len()].join(", "));
+        sql.push(')');
+        if before.is_some() {
+            sql.push_str(" AND (d.created_at < ? OR (d.created_at = ? AND d.message_id < ?))");
+        }
+        sql.push_str(&format!(" ORDER BY d.created_at DESC, d.message_id DESC LIMIT {}", limit + 1));
         self.run("searching messages by tags", move |c| {
             c.transaction(|c| {
-                // Messages carrying every tag: as many matching rows as tags (tags are distinct
-                // per message). One more than a page tells whether another page follows.
-                let mut lookup = tags::table
-                    .filter(tags::workspace_id.eq(workspace))
-                    .filter(tags::tag.eq_any(wanted))
-                    .filter(tags::conversation_id.eq_any(conversations))
-                    .group_by((tags::message_id, tags::created_at))
-                    .having(count_star().eq(needed))
-                    .select((tags::message_id, tags::created_at))
-                    .order((tags::created_at.desc(), tags::message_id.desc()))
-                    .limit(i64::try_from(limit + 1).unwrap_or(i64::MAX))
-                    .into_boxed();
-                if let Some((at, id)) = before {
-                    lookup =
-                        lookup.filter(tags::created_at.lt(at).or(tags::created_at.eq(at).and(tags::message_id.lt(id))));
+                let mut lookup = diesel::sql_query(sql)
+                    .into_boxed::<Sqlite>()
+                    .bind::<Text, _>(matching)
+                    .bind::<Binary, _>(workspace);
+                for conversation in conversations {
+                    lookup = lookup.bind::<Binary, _>(conversation);
                 }
-                let mut hits: Vec<(Vec<u8>, i64)> = lookup.load(c)?;
+                if let Some((at, id)) = before {
+                    lookup = lookup.bind::<BigInt, _>(at).bind::<BigInt, _>(at).bind::<Binary, _>(id);
+                }
+                let mut hits: Vec<(Vec<u8>, i64)> =
+                    lookup.load::<Hit>(c)?.into_iter().map(|hit| (hit.message_id, hit.created_at)).collect();
                 let next = if hits.len() > limit {
                     hits.truncate(limit);
                     match hits.last() {
@@ -127,5 +158,95 @@ impl SearchIndex for SqliteStore {
             })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::connection::SimpleConnection;
+    use diesel::migration::{MigrationConnection, MigrationSource};
+    use diesel::sql_types::Integer;
+    use diesel_migrations::MigrationHarness;
+
+    use super::*;
+
+    #[derive(QueryableByName, Debug, PartialEq, Eq)]
+    struct TagRow {
+        #[diesel(sql_type = Text)]
+        message: String,
+        #[diesel(sql_type = Text)]
+        tag: String,
+    }
+
+    #[derive(QueryableByName, Debug, PartialEq, Eq)]
+    struct DocRow {
+        #[diesel(sql_type = Text)]
+        message: String,
+        #[diesel(sql_type = Integer)]
+        tag_count: i32,
+    }
+
+    fn tag_rows(c: &mut SqliteConnection) -> Vec<TagRow> {
+        diesel::sql_query(
+            "SELECT hex(message_id) AS message, lower(hex(tag)) AS tag FROM message_search_tags ORDER BY 1, 2",
+        )
+        .load(c)
+        .expect("tags")
+    }
+
+    #[test]
+    fn the_fts5_migration_carries_indexed_tags_over_and_back() {
+        let mut c = SqliteConnection::establish(":memory:").expect("open");
+        let mut migrations = crate::store::MIGRATIONS.migrations().expect("migrations");
+        let fts5 = migrations.pop().expect("the last migration");
+        assert!(fts5.name().to_string().ends_with("search_fts5"), "{}", fts5.name());
+        c.setup().expect("the migrations table");
+        for migration in &migrations {
+            c.run_migration(migration.as_ref()).expect("migrate");
+        }
+        // Two messages' tags in the old layout, without the rows they refer to.
+        c.batch_execute(
+            "PRAGMA foreign_keys = OFF;
+             INSERT INTO messages (id, conversation_id, seq, sender_id, kind, created_at) VALUES
+                 (x'01010101010101010101010101010101', x'0c', 1, x'05', 'text', 10),
+                 (x'02020202020202020202020202020202', x'0c', 2, x'05', 'text', 20);
+             INSERT INTO message_search_tags (message_id, tag, workspace_id, conversation_id, created_at) VALUES
+                 (x'01010101010101010101010101010101', x'aa000000000000000000000000000000', x'0f', x'0c', 10),
+                 (x'01010101010101010101010101010101', x'bb000000000000000000000000000000', x'0f', x'0c', 10),
+                 (x'01010101010101010101010101010101', x'cc000000000000000000000000000000', x'0f', x'0c', 10),
+                 (x'02020202020202020202020202020202', x'aa000000000000000000000000000000', x'0f', x'0c', 20),
+                 (x'02020202020202020202020202020202', x'dd000000000000000000000000000000', x'0f', x'0c', 20);",
+        )
+        .expect("seed");
+        let before = tag_rows(&mut c);
+
+        c.run_migration(fts5.as_ref()).expect("up");
+        let docs: Vec<DocRow> =
+            diesel::sql_query("SELECT hex(message_id) AS message, tag_count FROM message_search_docs ORDER BY 1")
+                .load(&mut c)
+                .expect("docs");
+        assert_eq!(
+            docs,
+            [DocRow { message: "01".repeat(16), tag_count: 3 }, DocRow { message: "02".repeat(16), tag_count: 2 }]
+        );
+        let found = |c: &mut SqliteConnection, query: &str| -> Vec<String> {
+            diesel::sql_query(
+                "SELECT hex(d.message_id) AS message, '' AS tag FROM message_search \
+                 JOIN message_search_docs AS d ON d.doc = message_search.rowid \
+                 WHERE message_search MATCH ? ORDER BY 1",
+            )
+            .bind::<Text, _>(query)
+            .load::<TagRow>(c)
+            .expect("match")
+            .into_iter()
+            .map(|row| row.message)
+            .collect()
+        };
+        let (aa, bb) = (format!("\"aa{}\"", "0".repeat(30)), format!("\"bb{}\"", "0".repeat(30)));
+        assert_eq!(found(&mut c, &aa), ["01".repeat(16), "02".repeat(16)]);
+        assert_eq!(found(&mut c, &format!("{aa} AND {bb}")), ["01".repeat(16)]);
+
+        c.revert_last_migration(crate::store::MIGRATIONS).expect("down");
+        assert_eq!(tag_rows(&mut c), before);
     }
 }
