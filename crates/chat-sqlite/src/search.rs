@@ -100,8 +100,9 @@ impl SearchIndex for SqliteStore {
             return Ok(TagMatches { messages: Vec::new(), next: None });
         }
         // Documents holding every tag (an FTS5 AND of quoted words), newest first. One more
-        // than a page tells whether another page follows. The limit is written into the text:
-        // a bound LIMIT would be re-planned on every run (see `store.rs`).
+        // than a page tells whether another page follows. The text depends on the number of
+        // conversations, so diesel prepares it on each call; the limit, our own number, is
+        // written into it.
         let matching = query.tags.iter().map(|t| format!("\"{}\"", word(&t.0))).collect::<Vec<_>>().join(" AND ");
         let conversations: Vec<Vec<u8>> = query.conversations.iter().map(|c| key(c.as_uuid())).collect();
         let workspace = key(query.workspace_id.as_uuid());
