@@ -9,7 +9,6 @@ use async_trait::async_trait;
 use chat_domain::error::RepoError;
 use chat_domain::ids::{MessageId, WorkspaceId};
 use chat_domain::search::{IndexEntry, SearchCursor, SearchIndex, TagMatches, TagQuery};
-use diesel::dsl::sum;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Text};
 use diesel::sqlite::Sqlite;
@@ -84,12 +83,10 @@ impl SearchIndex for SqliteStore {
         let workspace = key(workspace.as_uuid());
         self.run("deleting a workspace's search tags", move |c| {
             // Counted in tags, as the port promises, not in documents.
-            c.immediate_transaction(|c| {
-                let tags: Option<i64> =
-                    docs::table.filter(docs::workspace_id.eq(&workspace)).select(sum(docs::tag_count)).get_result(c)?;
-                diesel::delete(docs::table.filter(docs::workspace_id.eq(&workspace))).execute(c)?;
-                Ok(u64::try_from(tags.unwrap_or_default()).unwrap_or_default())
-            })
+            let counts: Vec<i32> = diesel::delete(docs::table.filter(docs::workspace_id.eq(workspace)))
+                .returning(docs::tag_count)
+                .get_results(c)?;
+            Ok(counts.into_iter().map(|n| u64::try_from(n).unwrap_or_default()).sum())
         })
         .await
     }
