@@ -20,6 +20,7 @@ on_both_stores!(
     malformed_frames_get_errors_and_the_socket_stays_usable,
     a_non_member_follows_a_channel_only_after_join_conversation,
     membership_changes_are_pushed,
+    a_sender_removed_after_sending_is_refused_on_the_next_send,
 );
 
 async fn the_upgrade_needs_a_valid_token(app: TestApp) {
@@ -342,6 +343,43 @@ async fn membership_changes_are_pushed(app: TestApp) {
     app.send(&cast.alice, group.id, "after carol left").await;
     assert_eq!(bob.push("message:new").await["message"]["content"], "after carol left");
     carol_ws.silent(Duration::from_millis(300)).await;
+}
+
+/// The server remembers a member's view for their next send and the store checks the
+/// membership again in the insert: removal from a conversation, or from the workspace, still
+/// takes effect on the very next send — over the socket or REST — which gets SPEC's error and
+/// stores nothing.
+async fn a_sender_removed_after_sending_is_refused_on_the_next_send(app: TestApp) {
+    let cast = app.cast().await;
+    let group = app.group(&cast.alice, cast.workspace, "team", &[&cast.bob]).await;
+    let channel = app.channel(&cast.alice, cast.workspace, "general", &[&cast.bob]).await;
+    let mut bob = app.ws_in(&cast.bob, cast.workspace).await;
+    bob.ok("send_message", json!({"conversationId": group.id, "content": "one"})).await;
+    bob.ok("send_message", json!({"conversationId": channel.id, "content": "two"})).await;
+    app.send(&cast.bob, channel.id, "three").await;
+
+    app.delete(&format!("/chat/conversations/{}/members/{}", group.id, cast.bob.id), &cast.alice)
+        .await
+        .assert_status(204);
+    bob.fails("send_message", json!({"conversationId": group.id, "content": "after removal"}), "not_found").await;
+    app.post(&format!("/chat/conversations/{}/messages", group.id), &cast.bob, json!({"content": "again"}))
+        .await
+        .assert_error(404, "not_found");
+
+    app.delete(&format!("/workspaces/{}/members/{}", cast.workspace, cast.bob.id), &cast.alice)
+        .await
+        .assert_status(204);
+    app.post(&format!("/chat/conversations/{}/messages", channel.id), &cast.bob, json!({"content": "gone"}))
+        .await
+        .assert_error(404, "not_found");
+
+    let contents = |page: chat_protocol::Page<chat_protocol::Message>| {
+        page.items.into_iter().map(|m| (m.seq, m.content)).collect::<Vec<_>>()
+    };
+    assert_eq!(contents(app.messages(&cast.alice, group.id, "").await), [(1, "one".to_owned())]);
+    let mut channel_messages = contents(app.messages(&cast.alice, channel.id, "").await);
+    channel_messages.sort();
+    assert_eq!(channel_messages, [(1, "two".to_owned()), (2, "three".to_owned())]);
 }
 
 /// Rate limits need their own server settings, and run once (the limiter is not a store).

@@ -201,6 +201,7 @@ async fn run(
                 InsertOutcome::Inserted(_) => Ok(()),
                 InsertOutcome::Duplicate(_) => Err(NaiveError::Refused("duplicate")),
                 InsertOutcome::Archived => Err(NaiveError::Refused("archived")),
+                InsertOutcome::NotMember => Err(NaiveError::Refused("not a member")),
             }
         }
     })

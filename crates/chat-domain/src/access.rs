@@ -1,6 +1,15 @@
 //! The permission policy: who may see and do what in a conversation. Every service goes
 //! through [`Access::view`] first, so a caller outside the workspace, or outside a private
 //! conversation, gets `NotFound` whatever the operation, and role checks read from one place.
+//!
+//! Sending is the one hot path, so it reads its view through [`Access::view_to_post`]: the
+//! views of recent senders who are members are remembered, and a send spends no read on them.
+//! A remembered view can be stale, which is safe only because the store checks again, in the
+//! insert's own transaction, everything a member's view allowed: that the sender is still a
+//! member of the conversation and of its workspace (`InsertOutcome::NotMember`) and that the
+//! conversation is still open (`InsertOutcome::Archived`). The rest of a member's view that a
+//! send reads — the conversation's kind, workspace and encryption — never changes. A refused
+//! insert forgets the view ([`Access::forget_poster`]), so the next send reads it afresh.
 
 use std::sync::Arc;
 
@@ -89,11 +98,17 @@ impl View {
     }
 }
 
+/// How many `(sender, conversation)` views a node remembers for sending (about 0.5 KiB each);
+/// the least used go first.
+pub const POSTER_VIEWS: usize = 16_384;
+
 /// Loads a caller's [`View`] of a conversation.
 #[derive(Clone)]
 pub struct Access {
     workspaces: Arc<dyn WorkspaceRepository>,
     conversations: Arc<dyn ConversationRepository>,
+    /// Views of members who sent recently, open conversations only (see the module docs).
+    posters: Arc<quick_cache::sync::Cache<(UserId, ConversationId), Arc<View>>>,
 }
 
 impl std::fmt::Debug for Access {
@@ -106,7 +121,7 @@ impl Access {
     /// Wires the policy to the stores it reads.
     #[must_use]
     pub fn new(workspaces: Arc<dyn WorkspaceRepository>, conversations: Arc<dyn ConversationRepository>) -> Self {
-        Self { workspaces, conversations }
+        Self { workspaces, conversations, posters: Arc::new(quick_cache::sync::Cache::new(POSTER_VIEWS)) }
     }
 
     /// The caller's workspace role.
@@ -132,6 +147,29 @@ impl Access {
         let workspace_role = standing.workspace_role.ok_or(DomainError::NotFound)?;
         let view = View { conversation: standing.conversation, workspace_role, member: standing.member };
         if view.member.is_some() || view.may_self_join() { Ok(view) } else { Err(DomainError::NotFound) }
+    }
+
+    /// [`Self::view`] for sending a message: a member's view of an open conversation is
+    /// remembered, and answered from memory by the next send. Only for a send whose insert
+    /// the store checks again (module docs); a refused insert must call
+    /// [`Self::forget_poster`].
+    ///
+    /// # Errors
+    /// As [`Self::view`].
+    pub async fn view_to_post(&self, actor: UserId, id: ConversationId) -> DomainResult<View> {
+        if let Some(view) = self.posters.get(&(actor, id)) {
+            return Ok(View::clone(&view));
+        }
+        let view = self.view(actor, id).await?;
+        if view.member.is_some() && view.conversation.archived_at.is_none() {
+            self.posters.insert((actor, id), Arc::new(view.clone()));
+        }
+        Ok(view)
+    }
+
+    /// Forgets a remembered [`Self::view_to_post`], after the store refused its insert.
+    pub fn forget_poster(&self, actor: UserId, id: ConversationId) {
+        self.posters.remove(&(actor, id));
     }
 }
 

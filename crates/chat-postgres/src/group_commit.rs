@@ -13,10 +13,12 @@
 //!
 //! 1. the counter rows of the batch's open conversations are locked, in conversation id order
 //!    (`SELECT … ORDER BY id FOR UPDATE`: a stable order, so two batches — of another shard
-//!    or another node — can never deadlock);
-//! 2. seqs are assigned here, in queue order, per conversation: a message whose `(conversation,
-//!    sender, clientMsgId)` came earlier in the same batch is a duplicate and takes no seq; one
-//!    to an archived or missing conversation takes none either;
+//!    or another node — can never deadlock), and, pipelined with that, the senders who are
+//!    members of the batch's conversations and of their workspaces are read;
+//! 2. seqs are assigned here, in queue order, per conversation: a message whose sender is not
+//!    such a member takes no seq (the domain may have sent it on a remembered view); one whose
+//!    `(conversation, sender, clientMsgId)` came earlier in the same batch is a duplicate and
+//!    takes none either, nor does one to an archived conversation;
 //! 3. the messages are inserted by [`insert_batch`] (one multi-row INSERT, then the batch's
 //!    search tags, thread-root `reply_count`s and attachment links), and each conversation's
 //!    counter moves to its last seq and each sender's watermark to the sender's last seq (one
@@ -53,12 +55,12 @@ use diesel::result::Error as DieselError;
 use diesel::sql_types::{Array, BigInt, Timestamptz, Uuid as SqlUuid};
 use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use futures_util::future::{join, join_all, join3};
+use futures_util::future::{join_all, join3};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::messages::{InsertedRows, insert_batch};
-use crate::schema::{conversations, messages};
+use crate::schema::{conversation_members, conversations, messages, workspace_members};
 
 /// The most messages committed in one transaction.
 pub(crate) const MAX_BATCH: usize = 256;
@@ -73,6 +75,7 @@ pub(crate) enum Committed {
     Inserted(Box<InsertedRows>),
     Duplicate,
     Archived,
+    NotMember,
 }
 
 type Reply = oneshot::Sender<Result<Committed, RepoError>>;
@@ -221,16 +224,20 @@ enum Plan {
     Insert(i64),
     Duplicate,
     Archived,
+    NotMember,
 }
 
-/// Decides every message's fate from the locked counters (`last_seq` of each open
+/// Decides every message's fate from the `(conversation, sender)`s whose sender is a member
+/// of the conversation and its workspace, the locked counters (`last_seq` of each open
 /// conversation of the batch) and the `(conversation, sender, clientMsgId)`s that exist.
 /// Returns the plans, in batch order, and each conversation's new `last_seq`.
 fn plan<'m>(
     messages: &[&'m NewMessage],
+    members: Vec<(Uuid, Uuid)>,
     counters: Vec<(Uuid, i64)>,
     existing: Vec<(Uuid, Uuid, Option<String>)>,
 ) -> (Vec<Plan>, HashMap<Uuid, i64>) {
+    let members: HashSet<(Uuid, Uuid)> = members.into_iter().collect();
     let mut last_seq: HashMap<Uuid, i64> = counters.into_iter().collect();
     let existing: HashSet<(Uuid, Uuid, String)> =
         existing.into_iter().filter_map(|(c, s, key)| key.map(|key| (c, s, key))).collect();
@@ -239,6 +246,9 @@ fn plan<'m>(
         .iter()
         .map(|m| {
             let (conversation, sender) = (m.conversation_id.as_uuid(), m.sender_id.as_uuid());
+            if !members.contains(&(conversation, sender)) {
+                return Plan::NotMember;
+            }
             let key = m.client_msg_id.as_deref();
             if let Some(key) = key
                 && (taken.contains(&(conversation, sender, key))
@@ -266,6 +276,9 @@ pub(crate) async fn commit_batch(
     let mut conversation_ids: Vec<Uuid> = messages.iter().map(|m| m.conversation_id.as_uuid()).collect();
     conversation_ids.sort_unstable();
     conversation_ids.dedup();
+    let mut senders: Vec<Uuid> = messages.iter().map(|m| m.sender_id.as_uuid()).collect();
+    senders.sort_unstable();
+    senders.dedup();
     let keyed: Vec<&NewMessage> = messages.iter().copied().filter(|m| m.client_msg_id.is_some()).collect();
     conn.transaction::<_, BatchError, _>(async |conn: &mut AsyncPgConnection| {
         let conn: &AsyncPgConnection = conn;
@@ -276,6 +289,18 @@ pub(crate) async fn commit_batch(
             .select((conversations::id, conversations::last_seq))
             .for_update()
             .load::<(Uuid, i64)>(&mut &*conn);
+        // Which senders may post: members of the conversation and of its workspace.
+        let members = conversation_members::table
+            .inner_join(conversations::table)
+            .inner_join(
+                workspace_members::table.on(workspace_members::workspace_id
+                    .eq(conversations::workspace_id)
+                    .and(workspace_members::user_id.eq(conversation_members::user_id))),
+            )
+            .filter(conversation_members::conversation_id.eq_any(&conversation_ids))
+            .filter(conversation_members::user_id.eq_any(&senders))
+            .select((conversation_members::conversation_id, conversation_members::user_id))
+            .load::<(Uuid, Uuid)>(&mut &*conn);
         let existing = async {
             if keyed.is_empty() || lookup == Lookup::Optimistic {
                 return Ok(Vec::new());
@@ -290,9 +315,13 @@ pub(crate) async fn commit_batch(
                 .load::<(Uuid, Uuid, Option<String>)>(&mut &*conn)
                 .await
         };
-        let (locked, existing) = join(locked, existing).await;
-        let (plans, last_seq) =
-            plan(messages, locked.map_err(BatchError::Statement)?, existing.map_err(BatchError::Statement)?);
+        let (locked, members, existing) = join3(locked, members, existing).await;
+        let (plans, last_seq) = plan(
+            messages,
+            members.map_err(BatchError::Statement)?,
+            locked.map_err(BatchError::Statement)?,
+            existing.map_err(BatchError::Statement)?,
+        );
         if lookup == Lookup::Optimistic
             && messages.iter().zip(&plans).any(|(m, p)| matches!(p, Plan::Archived) && m.client_msg_id.is_some())
         {
@@ -321,7 +350,7 @@ pub(crate) async fn commit_batch(
             .zip(&plans)
             .filter_map(|(message, plan)| match *plan {
                 Plan::Insert(seq) => Some((*message, seq)),
-                Plan::Duplicate | Plan::Archived => None,
+                Plan::Duplicate | Plan::Archived | Plan::NotMember => None,
             })
             .collect();
         let inserts = insert_batch(conn, &batch);
@@ -364,6 +393,7 @@ pub(crate) async fn commit_batch(
                     },
                     Plan::Duplicate => Committed::Duplicate,
                     Plan::Archived => Committed::Archived,
+                    Plan::NotMember => Committed::NotMember,
                 })
             })
             .collect()
@@ -410,8 +440,9 @@ mod tests {
         Seq(i64),
         Duplicate,
         Archived,
+        NotMember,
     }
-    use Got::{Archived, Duplicate, Seq};
+    use Got::{Archived, Duplicate, NotMember, Seq};
 
     /// Commits `messages` as one batch through the batcher's own path, returning each outcome.
     async fn one_batch(store: &PgStore, messages: Vec<NewMessage>) -> Vec<Result<Got, RepoError>> {
@@ -428,6 +459,7 @@ mod tests {
                 Committed::Inserted(rows) => Seq(rows.0.into_domain(&mut HashMap::new()).expect("row").seq),
                 Committed::Duplicate => Duplicate,
                 Committed::Archived => Archived,
+                Committed::NotMember => NotMember,
             }));
         }
         seqs
@@ -540,5 +572,17 @@ mod tests {
         let got: Vec<Got> = outcomes.into_iter().map(|o| o.expect("no error")).collect();
         assert_eq!(got, [Archived, Seq(1), Archived]);
         assert_eq!((last_seq(&store, c[0]).await, last_seq(&store, c[1]).await), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn a_non_member_in_a_batch_holds_back_no_other() {
+        let Some((_db, store, ada, c)) = store_with(1).await else { return };
+        let stranger = UserId::generate();
+        let batch = vec![message(c[0], ada, None), message(c[0], stranger, Some("a")), message(c[0], ada, Some("a"))];
+        let outcomes = one_batch(&store, batch.clone()).await;
+        let got: Vec<Got> = outcomes.into_iter().map(|o| o.expect("no error")).collect();
+        assert_eq!(got, [Seq(1), NotMember, Seq(2)]);
+        assert_eq!(store.find_message(batch[1].id).await.expect("find"), None);
+        assert_eq!(last_seq(&store, c[0]).await, 2);
     }
 }

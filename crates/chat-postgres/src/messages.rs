@@ -262,6 +262,7 @@ impl MessageRepository for PgStore {
                 Ok(InsertOutcome::Inserted(inserted))
             }
             Committed::Archived => Ok(InsertOutcome::Archived),
+            Committed::NotMember => Ok(InsertOutcome::NotMember),
             // Read on a connection of its own, after the batch committed.
             Committed::Duplicate => self.original(message).await,
         }

@@ -185,9 +185,10 @@ mod tests {
         Seq(i64),
         DuplicateOf(MessageId),
         Archived,
+        NotMember,
         Failed,
     }
-    use Got::{Archived, DuplicateOf, Failed, Seq};
+    use Got::{Archived, DuplicateOf, Failed, NotMember, Seq};
 
     /// Commits `messages` as one batch, as the batcher does.
     async fn one_batch(store: &SqliteStore, messages: Vec<NewMessage>) -> Vec<Got> {
@@ -198,6 +199,7 @@ mod tests {
                 Ok(InsertOutcome::Inserted(m)) => Seq(m.seq),
                 Ok(InsertOutcome::Duplicate(m)) => DuplicateOf(m.id),
                 Ok(InsertOutcome::Archived) => Archived,
+                Ok(InsertOutcome::NotMember) => NotMember,
                 Err(_) => Failed,
             })
             .collect()
@@ -234,6 +236,16 @@ mod tests {
         let batch = vec![message(c[0], ada, None), broken.clone(), message(c[1], ada, None), message(c[0], ada, None)];
         assert_eq!(one_batch(&store, batch).await, [Seq(1), Failed, Seq(1), Seq(2)]);
         assert_eq!(store.find_message(broken.id).await.expect("find"), None);
+        assert_eq!(last_seq(&store, c[0]).await, 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_non_member_in_a_batch_holds_back_no_other() {
+        let (_dir, store, ada, c) = store_with(1).await;
+        let stranger = UserId::generate();
+        let batch = vec![message(c[0], ada, None), message(c[0], stranger, Some("a")), message(c[0], ada, Some("a"))];
+        assert_eq!(one_batch(&store, batch.clone()).await, [Seq(1), NotMember, Seq(2)]);
+        assert_eq!(store.find_message(batch[1].id).await.expect("find"), None);
         assert_eq!(last_seq(&store, c[0]).await, 2);
     }
 

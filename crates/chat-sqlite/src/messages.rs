@@ -15,7 +15,7 @@ use diesel::sql_types::BigInt;
 
 use crate::attachments;
 use crate::rows::{MessageRow, ReactionRow, Reactions, corrupt, key, micros, uuid};
-use crate::schema::{conversation_members, conversations, message_reactions, messages};
+use crate::schema::{conversation_members, conversations, message_reactions, messages, workspace_members};
 use crate::store::{SqliteStore, coalesce};
 
 /// Reactions of the given messages, in one query, in reaction order.
@@ -70,11 +70,28 @@ fn find_by_client_msg_id(
     one_with_reactions(c, row)
 }
 
+/// Whether `sender` is a member of `conversation` and of the workspace it belongs to.
+fn is_member(c: &mut SqliteConnection, conversation: &[u8], sender: &[u8]) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        conversation_members::table
+            .inner_join(conversations::table)
+            .inner_join(
+                workspace_members::table.on(workspace_members::workspace_id
+                    .eq(conversations::workspace_id)
+                    .and(workspace_members::user_id.eq(conversation_members::user_id))),
+            )
+            .filter(conversation_members::conversation_id.eq(conversation))
+            .filter(conversation_members::user_id.eq(sender)),
+    ))
+    .get_result(c)
+}
+
 /// The per-message insert, run by the group-commit batcher (`group_commit.rs`) for each
 /// message of a batch, in queue order, inside the batch's immediate transaction (which holds
-/// the write lock, so nothing interleaves): a repeat of a `clientMsgId` — committed before the
+/// the write lock, so nothing interleaves): a sender who is not a member of the conversation
+/// and of its workspace yields `NotMember`, a repeat of a `clientMsgId` — committed before the
 /// batch or earlier in it, which this transaction's reads see — yields the original, an
-/// archived (or missing) conversation yields `Archived`, both having written nothing; otherwise
+/// archived conversation yields `Archived`, all having written nothing; otherwise
 /// it takes the conversation's next seq, inserts the row, links the attachments, writes its
 /// search tags, bumps the thread root's `reply_count` and moves the sender's watermark.
 ///
@@ -85,6 +102,9 @@ fn find_by_client_msg_id(
 pub(crate) fn insert_in_batch(c: &mut SqliteConnection, new: &NewMessage) -> QueryResult<InsertOutcome> {
     let conversation = key(new.conversation_id.as_uuid());
     let sender = key(new.sender_id.as_uuid());
+    if !is_member(c, &conversation, &sender)? {
+        return Ok(InsertOutcome::NotMember);
+    }
     if let Some(client_msg_id) = &new.client_msg_id
         && let Some(original) = find_by_client_msg_id(c, &conversation, &sender, client_msg_id)?
     {

@@ -291,9 +291,9 @@ pub async fn unread_counts_cover_the_users_conversations_of_one_workspace(stores
     let here = workspace(&stores, &ada, "here", &[&bob, &cat]).await;
     let there = workspace(&stores, &ada, "there", &[&bob]).await;
 
-    // bob joins `busy` only after posting in it, so one of the messages above his watermark is
-    // his own.
-    let busy = group(&stores, &here, &ada, &[]).await;
+    // bob leaves `busy` after posting in it and joins again (from seq 0), so one of the
+    // messages above his watermark is his own.
+    let busy = group(&stores, &here, &ada, &[&bob, &cat]).await;
     let quiet = group(&stores, &here, &ada, &[&bob]).await;
     let not_his = group(&stores, &here, &ada, &[&cat]).await;
     let elsewhere = group(&stores, &there, &ada, &[&bob]).await;
@@ -303,6 +303,7 @@ pub async fn unread_counts_cover_the_users_conversations_of_one_workspace(stores
     send(&stores, &busy, &bob, at(4)).await;
     send(&stores, &busy, &cat, at(5)).await;
     stores.messages.delete_message(deleted.id, at(6)).await.expect("delete");
+    assert!(stores.conversations.remove_member(busy.id, bob.id).await.expect("leave"));
     stores
         .conversations
         .add_member(&member(busy.id, bob.id, ConversationRole::Member, at(7)), 100)

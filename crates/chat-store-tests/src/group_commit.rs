@@ -1,7 +1,7 @@
 //! Bursts of concurrent sends, which the stores commit in batches (group commit): whatever
 //! lands in one batch, every conversation's seqs stay gap-free and in commit order, a
-//! `clientMsgId` yields one message, and an archived conversation refuses its messages
-//! without holding back the others.
+//! `clientMsgId` yields one message, and an archived conversation or a sender who is not a
+//! member has its messages refused without holding back the others.
 
 use std::collections::HashMap;
 
@@ -159,4 +159,37 @@ pub async fn a_burst_with_an_archived_conversation_commits_the_others(stores: St
         assert_eq!(seqs(&history(&stores, team).await), (1..=10).collect::<Vec<_>>());
         assert_eq!(last_seq(&stores, team).await, 10);
     }
+}
+
+/// A burst by a member and by a workspace member outside the conversation, interleaved, so
+/// that they share batches: the outsider's messages are all `NotMember` and take no seq; the
+/// member's all commit, gap-free.
+pub async fn a_burst_with_a_non_member_commits_the_members_messages(stores: Stores) {
+    let ada = user(&stores, "ada").await;
+    let carol = user(&stores, "carol").await;
+    let acme = workspace(&stores, &ada, "acme", &[&carol]).await;
+    let team = group(&stores, &acme, &ada, &[]).await;
+
+    let messages: Vec<NewMessage> = (0..30_i64)
+        .map(|i| {
+            let mut new = new_message(&team, if i % 3 == 1 { &carol } else { &ada }, at(i));
+            if i % 2 == 0 {
+                new.client_msg_id = Some(format!("c-{i}"));
+            }
+            new
+        })
+        .collect();
+    let sent = messages.clone();
+    let outcomes = burst(&stores, messages).await;
+    for (new, outcome) in sent.iter().zip(&outcomes) {
+        if new.sender_id == carol.id {
+            assert_eq!(outcome, &InsertOutcome::NotMember);
+            assert_eq!(stores.messages.find_message(new.id).await.expect("find"), None);
+        } else {
+            assert_eq!(inserted(outcome).map(|m| m.id), Some(new.id), "{outcome:?}");
+        }
+    }
+    assert_eq!(seqs(&history(&stores, &team).await), (1..=20).collect::<Vec<_>>());
+    assert_eq!(last_seq(&stores, &team).await, 20);
+    assert_eq!(watermark(&stores, &team, ada.id).await, 20);
 }

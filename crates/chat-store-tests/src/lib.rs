@@ -190,6 +190,7 @@ macro_rules! behaviour_suite {
             concurrent_senders_get_gapless_seqs,
             a_repeated_client_msg_id_yields_the_original_and_consumes_no_seq,
             a_message_to_an_archived_or_missing_conversation_is_refused,
+            only_a_member_of_the_conversation_and_its_workspace_may_insert,
             sending_moves_the_senders_watermark,
             a_reply_bumps_its_roots_reply_count,
             sealed_content_round_trips_byte_for_byte,
@@ -203,6 +204,7 @@ macro_rules! behaviour_suite {
             repeated_client_msg_ids_in_one_burst_store_one_message_per_key,
             a_burst_across_conversations_keeps_each_gap_free,
             a_burst_with_an_archived_conversation_commits_the_others,
+            a_burst_with_a_non_member_commits_the_members_messages,
             // presence and keys
             presence_is_upserted_per_user_and_workspace_and_listed_and_found,
             workspace_keys_are_listed_by_version_and_never_overwritten,

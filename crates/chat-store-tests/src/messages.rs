@@ -77,7 +77,7 @@ pub async fn a_repeated_client_msg_id_yields_the_original_and_consumes_no_seq(st
         match outcome {
             InsertOutcome::Inserted(_) => {}
             InsertOutcome::Duplicate(m) => assert_eq!(m, *original),
-            InsertOutcome::Archived => panic!("not archived"),
+            other @ (InsertOutcome::Archived | InsertOutcome::NotMember) => panic!("expected a repeat, got {other:?}"),
         }
     }
     let conversation = stores.conversations.find_conversation(team.id).await.expect("find").expect("exists");
@@ -96,8 +96,8 @@ pub async fn a_repeated_client_msg_id_yields_the_original_and_consumes_no_seq(st
     assert_eq!(stores.messages.find_by_client_msg_id(team.id, bob.id, "c-2").await.expect("find"), None);
 }
 
-/// An insert into an archived conversation, or one that does not exist, is `Archived` and
-/// stores nothing.
+/// An insert into an archived conversation is `Archived`, one into a conversation that does
+/// not exist `NotMember`; neither stores anything.
 pub async fn a_message_to_an_archived_or_missing_conversation_is_refused(stores: Stores) {
     let ada = user(&stores, "ada").await;
     let acme = workspace(&stores, &ada, "acme", &[]).await;
@@ -114,7 +114,44 @@ pub async fn a_message_to_an_archived_or_missing_conversation_is_refused(stores:
 
     let mut nowhere = new_message(&team, &ada, at(4));
     nowhere.conversation_id = ConversationId::generate();
-    assert_eq!(stores.messages.insert_message(&nowhere).await.expect("insert"), InsertOutcome::Archived);
+    assert_eq!(stores.messages.insert_message(&nowhere).await.expect("insert"), InsertOutcome::NotMember);
+    assert_eq!(stores.messages.find_message(nowhere.id).await.expect("find"), None);
+}
+
+/// The store checks the sender itself, in the insert's transaction (the domain may send on a
+/// view it remembers): only a member of the conversation who is a member of its workspace
+/// gets a seq. A member who left, a workspace member outside the conversation and a
+/// conversation member outside the workspace are `NotMember` — before any repeat is looked
+/// for: a `clientMsgId` sent while a member is not answered after leaving — and nothing of
+/// theirs is stored or takes a seq.
+pub async fn only_a_member_of_the_conversation_and_its_workspace_may_insert(stores: Stores) {
+    let ada = user(&stores, "ada").await;
+    let bob = user(&stores, "bob").await;
+    let carol = user(&stores, "carol").await;
+    let eve = user(&stores, "eve").await;
+    let acme = workspace(&stores, &ada, "acme", &[&bob, &carol]).await;
+    // Eve holds a membership row of a workspace she is not in (as one left behind would be).
+    let team = group(&stores, &acme, &ada, &[&bob, &eve]).await;
+    let mut first = new_message(&team, &bob, at(1));
+    first.client_msg_id = Some("k".to_owned());
+    assert_eq!(insert(&stores, &first).await.seq, 1);
+    assert!(stores.conversations.remove_member(team.id, bob.id).await.expect("remove"));
+
+    let mut retry = new_message(&team, &bob, at(2));
+    retry.client_msg_id = Some("k".to_owned());
+    let refused = [
+        ("a repeat after leaving", retry),
+        ("a member who left", new_message(&team, &bob, at(3))),
+        ("outside the conversation", new_message(&team, &carol, at(4))),
+        ("outside the workspace", new_message(&team, &eve, at(5))),
+    ];
+    for (who, new) in &refused {
+        assert_eq!(stores.messages.insert_message(new).await.expect("insert"), InsertOutcome::NotMember, "{who}");
+        assert_eq!(stores.messages.find_message(new.id).await.expect("find"), None, "{who}");
+    }
+    let conversation = stores.conversations.find_conversation(team.id).await.expect("find").expect("exists");
+    assert_eq!(conversation.last_seq, 1);
+    assert_eq!(send(&stores, &team, &ada, at(6)).await.seq, 2, "a member still sends, gap-free");
 }
 
 /// Sending moves the sender's own watermark (and its time) to the new seq, and nobody else's.

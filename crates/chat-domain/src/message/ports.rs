@@ -13,8 +13,12 @@ pub enum InsertOutcome {
     Inserted(StoredMessage),
     /// The sender already sent this `clientMsgId` here: the original message.
     Duplicate(StoredMessage),
-    /// The conversation was archived (or removed) before the insert committed.
+    /// The conversation was archived before the insert committed.
     Archived,
+    /// The sender is not a member of the conversation, or no longer of its workspace (or the
+    /// conversation does not exist): the store's own check, in the insert's transaction, of
+    /// what the sender's view was read for. Nothing was written.
+    NotMember,
 }
 
 /// A message's sealed content with what it is bound to: what re-encryption reads.
@@ -32,11 +36,13 @@ pub struct SealedContent {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait MessageRepository: Send + Sync {
-    /// In one transaction: takes the conversation's next `seq` (no gaps, no duplicates under
-    /// any concurrency, because the counter row is locked until commit), inserts the message,
-    /// bumps the thread root's `reply_count`, and moves the sender's watermark to the new
-    /// `seq`. A `(conversation, sender, clientMsgId)` that exists yields `Duplicate` with the
-    /// original and consumes no `seq`.
+    /// In one transaction: checks that the sender is a member of the conversation and of its
+    /// workspace (`NotMember` otherwise), takes the conversation's next `seq` (no gaps, no
+    /// duplicates under any concurrency, because the counter row is locked until commit),
+    /// inserts the message, bumps the thread root's `reply_count`, and moves the sender's
+    /// watermark to the new `seq`. A `(conversation, sender, clientMsgId)` that exists yields
+    /// `Duplicate` with the original and consumes no `seq`; an archived conversation yields
+    /// `Archived`. The checks go in that order: membership, repeat, archived.
     ///
     /// # Errors
     /// [`RepoError`] on storage failure.

@@ -234,7 +234,8 @@ impl MessageService {
         id: ConversationId,
         req: SendMessage,
     ) -> DomainResult<PreparedSend> {
-        let view = self.access.view(actor, id).await?;
+        // A member's view may come from memory: the insert checks membership again.
+        let view = self.access.view_to_post(actor, id).await?;
         view.ensure_may_post()?;
         let Some(key) = req.client_msg_id.clone() else {
             return self.prepare_new(actor, view, req).await;
@@ -248,9 +249,13 @@ impl MessageService {
         let conversation = view.conversation.clone();
         let member = view.member.is_some();
         match self.prepare_new(actor, view, req).await {
+            // The original is handed only to a sender who is a member now: the view the
+            // send began with may have come from memory.
             Err(refused) if member => match self.messages.find_by_client_msg_id(id, actor, &key).await? {
-                Some(original) => Ok(PreparedSend(Prepared::Replayed(self.codec.open(&conversation, original).await?))),
-                None => Err(refused),
+                Some(original) if self.access.view(actor, id).await.is_ok_and(|v| v.member.is_some()) => {
+                    Ok(PreparedSend(Prepared::Replayed(self.codec.open(&conversation, original).await?)))
+                }
+                _ => Err(refused),
             },
             prepared => prepared,
         }
@@ -329,7 +334,18 @@ impl MessageService {
             InsertOutcome::Duplicate(original) => {
                 Ok(Sent::Replayed(self.codec.open(&view.conversation, original).await?))
             }
-            InsertOutcome::Archived => Err(DomainError::Conflict("conversation is archived")),
+            InsertOutcome::Archived => {
+                self.access.forget_poster(new.sender_id, new.conversation_id);
+                Err(DomainError::Conflict("conversation is archived"))
+            }
+            InsertOutcome::NotMember => {
+                // The sender's view was stale (left or removed since it was read): answer as
+                // a fresh view does — `NotFound` outside the workspace or a private
+                // conversation, `Forbidden` otherwise.
+                self.access.forget_poster(new.sender_id, new.conversation_id);
+                self.access.view(new.sender_id, new.conversation_id).await?;
+                Err(DomainError::Forbidden("not a member of this conversation"))
+            }
         }
     }
 

@@ -264,6 +264,111 @@ async fn a_conversation_archived_during_the_send_is_a_conflict() {
     assert!(h.events().is_empty());
 }
 
+/// A world in which `sender`'s membership of `c` can be taken away mid-test, as another node
+/// would: `find_standing` answers from it and counts its reads; the store's insert checks it.
+struct Removable {
+    member: Arc<std::sync::atomic::AtomicBool>,
+    reads: Arc<std::sync::atomic::AtomicUsize>,
+    inserts: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Removable {
+    fn new(scene: &mut Scene, c: &Conversation, sender: &User) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        let world = Self { member: Arc::new(AtomicBool::new(true)), reads: Arc::default(), inserts: Arc::default() };
+        let (member, reads, conversation) = (world.member.clone(), world.reads.clone(), c.clone());
+        let membership = crate::tests::member(c, sender.id, Plain);
+        scene.mocks.conversations.expect_find_standing().returning(move |_, _| {
+            reads.fetch_add(1, SeqCst);
+            Ok(Some(crate::conversation::Standing {
+                conversation: conversation.clone(),
+                workspace_role: Some(crate::workspace::WorkspaceRole::Member),
+                member: member.load(SeqCst).then(|| membership.clone()),
+            }))
+        });
+        let (member, inserts) = (world.member.clone(), world.inserts.clone());
+        scene.mocks.messages.expect_insert_message().returning(move |new| {
+            let seq = i64::try_from(inserts.fetch_add(1, SeqCst)).unwrap() + 1;
+            Ok(if member.load(SeqCst) {
+                InsertOutcome::Inserted(stored_from_new(new, seq))
+            } else {
+                InsertOutcome::NotMember
+            })
+        });
+        world
+    }
+
+    fn remove(&self) {
+        self.member.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn counts(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.reads.load(SeqCst), self.inserts.load(SeqCst))
+    }
+}
+
+#[tokio::test]
+async fn a_members_later_sends_read_no_standing() {
+    let mut scene = Scene::new();
+    let (c, _, bob) = group(&mut scene);
+    let world = Removable::new(&mut scene, &c, &bob);
+    let h = scene.build();
+    for i in 1..=3 {
+        let sent = h.chat.messages.send(bob.id, c.id, text("hello")).await.unwrap();
+        assert_eq!(sent.message().seq, i);
+    }
+    assert_eq!(world.counts(), (1, 3), "one standing read, three inserts");
+}
+
+#[tokio::test]
+async fn a_send_on_a_remembered_view_after_removal_is_refused_as_a_fresh_view_would_be() {
+    // Removed from a GROUP: outside it, it does not exist for them; from a CHANNEL: they may
+    // still read it, but not post.
+    for (kind, refused) in [(ConversationType::Group, "NotFound"), (ConversationType::Channel, "Forbidden")] {
+        let mut scene = Scene::new();
+        let (alice, bob) = (scene.alice.clone(), scene.bob.clone());
+        let c = scene.conversation(kind, &[(&alice, Admin), (&bob, Plain)]);
+        let world = Removable::new(&mut scene, &c, &bob);
+        let h = scene.build();
+        h.chat.messages.send(bob.id, c.id, text("before")).await.unwrap();
+        world.remove();
+
+        let result = h.chat.messages.send(bob.id, c.id, text("after")).await;
+        let got = match &result {
+            Err(DomainError::NotFound) => "NotFound",
+            Err(DomainError::Forbidden(_)) => "Forbidden",
+            _ => "something else",
+        };
+        assert_eq!(got, refused, "{kind:?}: {result:?}");
+        assert_eq!(world.counts(), (2, 2), "{kind:?}: the store refused it, a fresh read answered");
+        // The view is forgotten: the next send reads the standing and goes no further.
+        assert!(h.chat.messages.send(bob.id, c.id, text("again")).await.is_err());
+        assert_eq!(world.counts(), (3, 2), "{kind:?}");
+        assert_eq!(h.events().len(), 1, "{kind:?}: only the first message was published");
+    }
+}
+
+#[tokio::test]
+async fn a_retry_on_a_remembered_view_after_removal_is_not_answered_with_the_original() {
+    let mut scene = Scene::new();
+    let (c, _, bob) = group(&mut scene);
+    let world = Removable::new(&mut scene, &c, &bob);
+    let original = stored_message(&c, bob.id, 1, "before");
+    let found = original.clone();
+    scene.mocks.messages.expect_find_by_client_msg_id().returning(move |_, _, _| Ok(Some(found.clone())));
+    let h = scene.build();
+    let keyed = || SendMessage { client_msg_id: Some("k".to_owned()), ..text("before") };
+    h.chat.messages.send(bob.id, c.id, keyed()).await.unwrap();
+    world.remove();
+
+    // Refused before the insert (a client may not send a system message), so the original is
+    // looked up: only a member now gets it.
+    let retry = SendMessage { kind: Some(MessageType::System), ..keyed() };
+    assert_invalid(h.chat.messages.send(bob.id, c.id, retry).await, "type");
+    assert_eq!(world.counts(), (2, 1), "a fresh read, no insert");
+}
+
 #[tokio::test]
 async fn posting_to_an_archived_conversation_is_a_conflict() {
     let mut scene = Scene::new();
