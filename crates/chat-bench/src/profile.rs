@@ -73,7 +73,8 @@ impl Profile {
                 durable_conversations: 50,
                 durable_window: 8,
                 durable_secs: 8.0,
-                naive: (50, 64, 20_000),
+                // As many writers as the durable scenario holds sends in flight (100 × 8).
+                naive: (50, 800, 50_000),
                 idle_connections: 20_000,
                 idle_users: 100,
                 idle_per_address: 4_000,

@@ -14,6 +14,7 @@ use chat_domain::message::{
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
+use diesel::sql_types::{Array, BigInt, Binary, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -23,8 +24,8 @@ use crate::schema::{conversations, message_reactions, messages};
 use crate::sql::coalesce;
 use crate::{PgStore, attachments, corrupt, repo};
 
-/// A `messages` row.
-#[derive(Queryable, Selectable)]
+/// A `messages` row (also read by name: the batch insert's `RETURNING`).
+#[derive(Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = messages, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct MessageRow {
     pub(crate) id: Uuid,
@@ -68,23 +69,6 @@ impl MessageRow {
             created_at: self.created_at,
         })
     }
-}
-
-/// A `messages` row to insert. `None` binds NULL rather than writing `DEFAULT`, so that every
-/// insert is the same prepared statement.
-#[derive(Insertable)]
-#[diesel(table_name = messages, check_for_backend(diesel::pg::Pg), treat_none_as_default_value = false)]
-struct NewMessageRow<'a> {
-    id: Uuid,
-    conversation_id: Uuid,
-    seq: i64,
-    sender_id: Uuid,
-    client_msg_id: Option<&'a str>,
-    kind: &'a str,
-    content: &'a [u8],
-    key_version: i32,
-    reply_to_id: Option<Uuid>,
-    created_at: DateTime<Utc>,
 }
 
 /// The part of a `message_reactions` row that a message shows.
@@ -158,7 +142,7 @@ pub(crate) type InsertedRows = (MessageRow, Vec<FileRow>);
 
 /// The SQL of a group-commit batch's messages (`group_commit.rs`), run inside the batch's
 /// transaction once the counter rows are locked and each message's `seq` reserved: a fixed
-/// number of statements whatever the batch's size — one multi-row INSERT of the messages, then,
+/// number of statements whatever the batch's size — one INSERT of the messages from arrays, then,
 /// pipelined, one of every search tag of the batch, one `reply_count` bump for all thread roots,
 /// and the attachment links of the (rare) messages that have some. Returns the rows in `batch`
 /// order; `None`, having written only what the rollback undoes, when a sender's `clientMsgId`
@@ -172,27 +156,43 @@ pub(crate) async fn insert_batch(
     if batch.is_empty() {
         return Ok(Some(Vec::new()));
     }
-    let rows: Vec<NewMessageRow<'_>> = batch
-        .iter()
-        .map(|(message, seq)| NewMessageRow {
-            id: message.id.as_uuid(),
-            conversation_id: message.conversation_id.as_uuid(),
-            seq: *seq,
-            sender_id: message.sender_id.as_uuid(),
-            client_msg_id: message.client_msg_id.as_deref(),
-            kind: message.kind.as_str(),
-            content: &message.content.bytes,
-            key_version: message.content.key_version,
-            reply_to_id: message.reply_to_id.map(|id| id.as_uuid()),
-            created_at: message.created_at,
-        })
-        .collect();
-    let inserted: Vec<MessageRow> = diesel::insert_into(messages::table)
-        .values(&rows)
-        .on_conflict((messages::conversation_id, messages::sender_id, messages::client_msg_id))
-        .do_nothing()
-        .returning(MessageRow::as_returning())
-        .get_results(&mut conn)
+    // Column by column: one array a column, bound to a statement whose text never changes
+    // (a multi-row VALUES list is new SQL for every batch size, parsed and planned each time).
+    let n = batch.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut conversation_ids = Vec::with_capacity(n);
+    let mut seqs = Vec::with_capacity(n);
+    let mut senders = Vec::with_capacity(n);
+    let mut client_msg_ids = Vec::with_capacity(n);
+    let mut kinds = Vec::with_capacity(n);
+    let mut contents = Vec::with_capacity(n);
+    let mut key_versions = Vec::with_capacity(n);
+    let mut reply_tos = Vec::with_capacity(n);
+    let mut created = Vec::with_capacity(n);
+    for (message, seq) in batch {
+        ids.push(message.id.as_uuid());
+        conversation_ids.push(message.conversation_id.as_uuid());
+        seqs.push(*seq);
+        senders.push(message.sender_id.as_uuid());
+        client_msg_ids.push(message.client_msg_id.as_deref());
+        kinds.push(message.kind.as_str());
+        contents.push(&message.content.bytes[..]);
+        key_versions.push(message.content.key_version);
+        reply_tos.push(message.reply_to_id.map(|id| id.as_uuid()));
+        created.push(message.created_at);
+    }
+    let inserted: Vec<MessageRow> = diesel::sql_query(crate::sql::INSERT_MESSAGES)
+        .bind::<Array<SqlUuid>, _>(ids)
+        .bind::<Array<SqlUuid>, _>(conversation_ids)
+        .bind::<Array<BigInt>, _>(seqs)
+        .bind::<Array<SqlUuid>, _>(senders)
+        .bind::<Array<Nullable<Text>>, _>(client_msg_ids)
+        .bind::<Array<Text>, _>(kinds)
+        .bind::<Array<Binary>, _>(contents)
+        .bind::<Array<Integer>, _>(key_versions)
+        .bind::<Array<Nullable<SqlUuid>>, _>(reply_tos)
+        .bind::<Array<Timestamptz>, _>(created)
+        .load(&mut conn)
         .await?;
     // A clientMsgId is taken: the batch rolls back and looks the ids up first.
     if inserted.len() != batch.len() {

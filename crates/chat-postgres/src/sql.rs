@@ -9,6 +9,18 @@ extern "SQL" {
     fn coalesce(a: Nullable<Timestamptz>, b: Nullable<Timestamptz>) -> Nullable<Timestamptz>;
 }
 
+/// Group commit: inserts a batch's messages, one array per column (`$1[i]` … `$10[i]` are
+/// message `i`): constant text, so it is parsed and planned once per connection whatever the
+/// batch's size. A `(conversation, sender, clientMsgId)` already taken inserts nothing and
+/// returns no row (the batch then rolls back and looks its keys up first).
+pub(crate) const INSERT_MESSAGES: &str = "INSERT INTO messages \
+     (id, conversation_id, seq, sender_id, client_msg_id, kind, content, key_version, reply_to_id, created_at) \
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::uuid[], $5::text[], $6::text[], $7::bytea[], \
+     $8::int4[], $9::uuid[], $10::timestamptz[]) \
+     ON CONFLICT (conversation_id, sender_id, client_msg_id) DO NOTHING \
+     RETURNING id, conversation_id, seq, sender_id, client_msg_id, kind, content, key_version, reply_to_id, \
+     reply_count, edited_at, deleted_at, created_at";
+
 /// Group commit: moves each conversation of `$1` to the `last_seq` at the same index of `$2`
 /// (their rows are locked by the batch already).
 pub(crate) const MOVE_COUNTERS: &str = "UPDATE conversations AS c SET last_seq = u.last_seq \
