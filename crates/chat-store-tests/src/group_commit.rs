@@ -39,6 +39,41 @@ fn inserted(outcome: &InsertOutcome) -> Option<&StoredMessage> {
     if let InsertOutcome::Inserted(m) = outcome { Some(m) } else { None }
 }
 
+/// `n` messages made by `make(i)`, every even one with a `clientMsgId` (`c-{i}`), so that keyed
+/// and unkeyed sends share batches.
+fn keyed_every_other(n: i64, make: impl Fn(i64) -> NewMessage) -> Vec<NewMessage> {
+    (0..n)
+        .map(|i| {
+            let mut new = make(i);
+            if i % 2 == 0 {
+                new.client_msg_id = Some(format!("c-{i}"));
+            }
+            new
+        })
+        .collect()
+}
+
+/// Sends `messages` as one burst: those `refused` picks must get `refusal` and leave no row,
+/// every other one must be inserted as itself.
+async fn refused_alone(
+    stores: &Stores,
+    messages: Vec<NewMessage>,
+    refused: impl Fn(&NewMessage) -> bool,
+    refusal: &InsertOutcome,
+) {
+    let sent = messages.clone();
+    let outcomes = burst(stores, messages).await;
+    assert_eq!(outcomes.len(), sent.len());
+    for (new, outcome) in sent.iter().zip(&outcomes) {
+        if refused(new) {
+            assert_eq!(outcome, refusal);
+            assert_eq!(stores.messages.find_message(new.id).await.expect("find"), None);
+        } else {
+            assert_eq!(inserted(outcome).map(|m| m.id), Some(new.id), "{outcome:?}");
+        }
+    }
+}
+
 /// A burst in which several messages repeat each other's `clientMsgId` (so that repeats share
 /// batches with their originals): one message per key, every repeat gets that original, and
 /// only the stored messages take seqs, gap-free.
@@ -134,25 +169,8 @@ pub async fn a_burst_with_an_archived_conversation_commits_the_others(stores: St
     stores.conversations.archive_conversation(archived.id, at(1)).await.expect("archive");
 
     let targets = [&open, &archived, &other];
-    let messages: Vec<NewMessage> = (0..30_i64)
-        .map(|i| {
-            let mut new = new_message(targets[usize::try_from(i).expect("small") % 3], &ada, at(i));
-            if i % 2 == 0 {
-                new.client_msg_id = Some(format!("c-{i}"));
-            }
-            new
-        })
-        .collect();
-    let sent = messages.clone();
-    let outcomes = burst(&stores, messages).await;
-    for (new, outcome) in sent.iter().zip(&outcomes) {
-        if new.conversation_id == archived.id {
-            assert_eq!(outcome, &InsertOutcome::Archived);
-            assert_eq!(stores.messages.find_message(new.id).await.expect("find"), None);
-        } else {
-            assert_eq!(inserted(outcome).map(|m| m.id), Some(new.id), "{outcome:?}");
-        }
-    }
+    let messages = keyed_every_other(30, |i| new_message(targets[usize::try_from(i).expect("small") % 3], &ada, at(i)));
+    refused_alone(&stores, messages, |new| new.conversation_id == archived.id, &InsertOutcome::Archived).await;
     assert_eq!(last_seq(&stores, &archived).await, 0);
     assert!(history(&stores, &archived).await.is_empty());
     for team in [&open, &other] {
@@ -170,25 +188,8 @@ pub async fn a_burst_with_a_non_member_commits_the_members_messages(stores: Stor
     let acme = workspace(&stores, &ada, "acme", &[&carol]).await;
     let team = group(&stores, &acme, &ada, &[]).await;
 
-    let messages: Vec<NewMessage> = (0..30_i64)
-        .map(|i| {
-            let mut new = new_message(&team, if i % 3 == 1 { &carol } else { &ada }, at(i));
-            if i % 2 == 0 {
-                new.client_msg_id = Some(format!("c-{i}"));
-            }
-            new
-        })
-        .collect();
-    let sent = messages.clone();
-    let outcomes = burst(&stores, messages).await;
-    for (new, outcome) in sent.iter().zip(&outcomes) {
-        if new.sender_id == carol.id {
-            assert_eq!(outcome, &InsertOutcome::NotMember);
-            assert_eq!(stores.messages.find_message(new.id).await.expect("find"), None);
-        } else {
-            assert_eq!(inserted(outcome).map(|m| m.id), Some(new.id), "{outcome:?}");
-        }
-    }
+    let messages = keyed_every_other(30, |i| new_message(&team, if i % 3 == 1 { &carol } else { &ada }, at(i)));
+    refused_alone(&stores, messages, |new| new.sender_id == carol.id, &InsertOutcome::NotMember).await;
     assert_eq!(seqs(&history(&stores, &team).await), (1..=20).collect::<Vec<_>>());
     assert_eq!(last_seq(&stores, &team).await, 20);
     assert_eq!(watermark(&stores, &team, ada.id).await, 20);
