@@ -4,7 +4,15 @@
 //! chat-bench [--profile quick|full] [--only startup,fanout,durable,idle,two-nodes]
 //!            [--out docs/bench] [--server-binary target/release/chat-server]
 //!            [--database-url postgres://postgres@127.0.0.1/postgres] [--redis-url redis://127.0.0.1:6379]
+//!            [--shapes 100x10:2,…] [--ladder 12500,…] [--step-secs S]
 //! chat-bench bare-server --port N
+//! ```
+//!
+//! `--shapes`, `--ladder` and `--step-secs` replace the profile's fan-out shapes (groups ×
+//! size : senders), offered loads and step length — to hold one step long enough to profile
+//! the server under it, e.g. `--only fanout --shapes 100x10:2 --ladder 12500 --step-secs 30`.
+//!
+//! ```text
 //! ```
 
 #![forbid(unsafe_code)]
@@ -15,13 +23,14 @@ use std::time::Instant;
 
 use chat_bench::procfs::{self, Machine};
 use chat_bench::profile::Profile;
-use chat_bench::report::{self, Report};
+use chat_bench::report::{self, Report, Shape};
 use chat_bench::scenarios::{Env, Runner};
 use chat_bench::server::{RATE_LIMITS, SERVER_LOG};
 use chat_bench::{bare, charts};
 
 const USAGE: &str = "usage: chat-bench [--profile quick|full] [--only startup,fanout,durable,idle,two-nodes] \
-                     [--out DIR] [--server-binary PATH] [--database-url URL] [--redis-url URL]\n       \
+                     [--out DIR] [--server-binary PATH] [--database-url URL] [--redis-url URL] \
+                     [--shapes GxS:K,…] [--ladder LOAD,…] [--step-secs S]\n       \
                      chat-bench bare-server --port N";
 const PHASES: [&str; 5] = ["startup", "fanout", "durable", "idle", "two-nodes"];
 
@@ -45,6 +54,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         database_url: "postgres://postgres@127.0.0.1/postgres".to_owned(),
         redis_url: "redis://127.0.0.1:6379".to_owned(),
     };
+    let mut overrides = Overrides::default();
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"));
         match flag.as_str() {
@@ -63,11 +73,55 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--server-binary" => parsed.binary = Some(PathBuf::from(value()?)),
             "--database-url" => parsed.database_url = value()?,
             "--redis-url" => parsed.redis_url = value()?,
+            "--shapes" => overrides.shapes = Some(value()?),
+            "--ladder" => overrides.ladder = Some(value()?),
+            "--step-secs" => overrides.step_secs = Some(value()?),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
     }
+    overrides.apply(&mut parsed.profile)?;
     Ok(parsed)
+}
+
+/// Fan-out settings given on the command line, applied after the profile whatever the order.
+#[derive(Default)]
+struct Overrides {
+    shapes: Option<String>,
+    ladder: Option<String>,
+    step_secs: Option<String>,
+}
+
+impl Overrides {
+    fn apply(self, profile: &mut Profile) -> Result<(), String> {
+        if let Some(list) = self.shapes {
+            profile.shapes = list.split(',').map(parse_shape).collect::<Result<_, _>>()?;
+        }
+        if let Some(list) = self.ladder {
+            profile.ladder = list
+                .split(',')
+                .map(|l| l.parse::<f64>().ok().filter(|l| *l > 0.0).ok_or_else(|| format!("bad offered load {l}")))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(secs) = self.step_secs {
+            profile.step_secs =
+                secs.parse::<f64>().ok().filter(|s| *s > 0.0).ok_or_else(|| format!("bad step length {secs}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// `100x10:2`: 100 groups of 10 members, 2 of whom send.
+fn parse_shape(text: &str) -> Result<Shape, String> {
+    let bad = || format!("bad shape {text} (want GROUPSxSIZE:SENDERS, e.g. 100x10:2)");
+    let (groups, rest) = text.split_once('x').ok_or_else(bad)?;
+    let (size, senders) = rest.split_once(':').ok_or_else(bad)?;
+    let number = |n: &str| n.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(bad);
+    let shape = Shape { groups: number(groups)?, size: number(size)?, senders: number(senders)? };
+    if shape.senders > shape.size {
+        return Err(bad());
+    }
+    Ok(shape)
 }
 
 fn bare_server(mut args: impl Iterator<Item = String>) -> Result<(), String> {
@@ -235,5 +289,30 @@ mod tests {
         assert!(args(&["--only", "fanout,nap"]).is_err());
         assert!(args(&["--out"]).is_err());
         assert_eq!(args(&[]).expect("defaults").profile.name, "quick");
+    }
+
+    #[test]
+    fn fan_out_settings_override_the_profile_in_any_order() {
+        let a = args(&[
+            "--ladder",
+            "12500,25000",
+            "--shapes",
+            "100x10:2,1x1000:20",
+            "--profile",
+            "full",
+            "--step-secs",
+            "30",
+        ])
+        .expect("valid");
+        assert_eq!(
+            a.profile.shapes,
+            vec![Shape { groups: 100, size: 10, senders: 2 }, Shape { groups: 1, size: 1000, senders: 20 }]
+        );
+        assert_eq!(a.profile.ladder, vec![12_500.0, 25_000.0]);
+        assert!((a.profile.step_secs - 30.0).abs() < f64::EPSILON);
+        assert_eq!(a.profile.durable_conversations, 50, "the rest of the full profile stays");
+        for bad in [&["--shapes", "10x5:6"][..], &["--shapes", "10by5"], &["--ladder", "0"], &["--step-secs", "-1"]] {
+            assert!(args(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 }

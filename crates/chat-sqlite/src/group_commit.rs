@@ -28,6 +28,7 @@ use diesel_async::pooled_connection::deadpool::Pool;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::messages::insert_in_batch;
+use crate::search::insert_docs;
 use crate::store::AsyncSqlite;
 
 /// The most messages committed in one transaction.
@@ -133,17 +134,29 @@ pub(crate) fn commit_batch(
     c: &mut SqliteConnection,
     messages: &[NewMessage],
 ) -> Result<Vec<Result<InsertOutcome, DieselError>>, DieselError> {
-    let together: Result<Vec<InsertOutcome>, BatchError> = c.immediate_transaction(|c| {
-        messages.iter().map(|message| insert_in_batch(c, message).map_err(BatchError::Message)).collect()
-    });
+    let together: Result<Vec<InsertOutcome>, BatchError> =
+        c.immediate_transaction(|c| insert_all(c, messages).map_err(BatchError::Message));
     match together {
         Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),
         Err(BatchError::Transaction(e)) => Err(e),
         Err(BatchError::Message(e)) if messages.len() == 1 => Ok(vec![Err(e)]),
-        Err(BatchError::Message(_)) => {
-            Ok(messages.iter().map(|message| c.immediate_transaction(|c| insert_in_batch(c, message))).collect())
-        }
+        Err(BatchError::Message(_)) => Ok(messages
+            .iter()
+            .map(|message| {
+                c.immediate_transaction(|c| insert_all(c, std::slice::from_ref(message)))
+                    .map(|mut outcomes| outcomes.remove(0))
+            })
+            .collect()),
     }
+}
+
+/// Inserts `messages` in queue order, then the search documents of those inserted, all in one
+/// statement (`search::insert_docs` says why it comes last).
+fn insert_all(c: &mut SqliteConnection, messages: &[NewMessage]) -> Result<Vec<InsertOutcome>, DieselError> {
+    let outcomes = messages.iter().map(|message| insert_in_batch(c, message)).collect::<Result<Vec<_>, _>>()?;
+    let inserted = messages.iter().zip(&outcomes).filter(|(_, outcome)| matches!(outcome, InsertOutcome::Inserted(_)));
+    insert_docs(c, inserted.filter_map(|(message, _)| message.search.as_ref()))?;
+    Ok(outcomes)
 }
 
 #[cfg(test)]
@@ -152,6 +165,7 @@ mod tests {
     use chat_domain::conversation::ConversationRepository;
     use chat_domain::ids::{ConversationId, MessageId, UserId};
     use chat_domain::message::{MessageRepository, MessageType};
+    use chat_domain::search::{IndexEntry, SearchIndex, SearchTag, TAG_LEN, TagQuery};
     use chrono::Utc;
 
     use super::*;
@@ -226,6 +240,54 @@ mod tests {
         assert_eq!(store.find_message(batch[3].id).await.expect("find"), None, "the repeat is not stored");
         let member = store.find_member(c[0], ada).await.expect("member").expect("a member");
         assert_eq!(member.last_read_seq, 3, "the watermark is at the sender's last message");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_indexes_every_message_it_inserts_and_no_repeat() {
+        let (_dir, store, ada, c) = store_with(2).await;
+        let workspace = store.find_conversation(c[0]).await.expect("find").expect("exists").workspace_id;
+        let indexed = |mut new: NewMessage, tags: &[u8]| {
+            new.search = Some(IndexEntry {
+                message_id: new.id,
+                workspace_id: workspace,
+                conversation_id: new.conversation_id,
+                created_at: new.created_at,
+                tags: tags.iter().map(|&b| SearchTag([b; TAG_LEN])).collect(),
+            });
+            new
+        };
+        let batch = vec![
+            indexed(message(c[0], ada, None), &[1]),
+            indexed(message(c[1], ada, Some("k")), &[2]),
+            indexed(message(c[1], ada, Some("k")), &[3]),
+            message(c[0], ada, None),
+            indexed(message(c[1], ada, None), &[1, 2]),
+        ];
+        assert_eq!(one_batch(&store, batch.clone()).await, [Seq(1), Seq(1), DuplicateOf(batch[1].id), Seq(2), Seq(2)]);
+        let found = |tags: &'static [u8]| {
+            let query = TagQuery {
+                workspace_id: workspace,
+                conversations: c.clone(),
+                tags: tags.iter().map(|&b| SearchTag([b; TAG_LEN])).collect(),
+                before: None,
+                limit: 10,
+            };
+            let store = &store;
+            async move {
+                let mut ids: Vec<MessageId> =
+                    store.search_messages(&query).await.expect("search").messages.iter().map(|m| m.id).collect();
+                ids.sort();
+                ids
+            }
+        };
+        let sorted = |mut ids: Vec<MessageId>| {
+            ids.sort();
+            ids
+        };
+        assert_eq!(found(&[1]).await, sorted(vec![batch[0].id, batch[4].id]));
+        assert_eq!(found(&[2]).await, sorted(vec![batch[1].id, batch[4].id]));
+        assert_eq!(found(&[1, 2]).await, [batch[4].id]);
+        assert!(found(&[3]).await.is_empty(), "the repeat's tags are not indexed");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,12 +11,12 @@ use chat_domain::message::{
 use chrono::{DateTime, Utc};
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
+use diesel::sql_types::{BigInt, Binary};
 
 use crate::attachments;
 use crate::rows::{MessageRow, ReactionRow, Reactions, corrupt, key, micros, uuid};
 use crate::schema::{conversation_members, conversations, message_reactions, messages, workspace_members};
-use crate::store::{SqliteStore, coalesce};
+use crate::store::{SqliteStore, coalesce, prepared};
 
 /// Reactions of the given messages, in one query, in reaction order.
 fn reactions_of(c: &mut SqliteConnection, ids: &[Vec<u8>]) -> QueryResult<Reactions> {
@@ -70,6 +70,13 @@ fn find_by_client_msg_id(
     one_with_reactions(c, row)
 }
 
+/// The seq an insert took.
+#[derive(QueryableByName)]
+struct LastSeq {
+    #[diesel(sql_type = BigInt)]
+    last_seq: i64,
+}
+
 /// Whether `sender` is a member of `conversation` and of the workspace it belongs to.
 fn is_member(c: &mut SqliteConnection, conversation: &[u8], sender: &[u8]) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
@@ -92,8 +99,9 @@ fn is_member(c: &mut SqliteConnection, conversation: &[u8], sender: &[u8]) -> Qu
 /// and of its workspace yields `NotMember`, a repeat of a `clientMsgId` — committed before the
 /// batch or earlier in it, which this transaction's reads see — yields the original, an
 /// archived conversation yields `Archived`, all having written nothing; otherwise
-/// it takes the conversation's next seq, inserts the row, links the attachments, writes its
-/// search tags, bumps the thread root's `reply_count` and moves the sender's watermark.
+/// it takes the conversation's next seq, inserts the row, links the attachments, bumps the
+/// thread root's `reply_count` and moves the sender's watermark. Its search document is not
+/// written here but with the whole batch's, after the last message (`search::insert_docs`).
 ///
 /// No savepoint: those checks come first, so no statement is expected to fail, and a savepoint
 /// would cost two statements and a sub-journal copy of every page the message touches. One
@@ -112,12 +120,13 @@ pub(crate) fn insert_in_batch(c: &mut SqliteConnection, new: &NewMessage) -> Que
     }
     // Taking the seq writes the conversation row: senders of one batch take theirs in queue
     // order, batches one after the other, so seqs follow commit order.
-    let seq = diesel::update(conversations::table.find(&conversation).filter(conversations::archived_at.is_null()))
-        .set(conversations::last_seq.eq(conversations::last_seq + 1))
-        .returning(conversations::last_seq)
-        .get_result::<i64>(c)
-        .optional()?;
-    let Some(seq) = seq else { return Ok(InsertOutcome::Archived) };
+    let seq = prepared(
+        "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? AND archived_at IS NULL RETURNING last_seq",
+        (conversation.as_slice().into_sql::<Binary>(),),
+    )
+    .get_result::<LastSeq>(c)
+    .optional()?;
+    let Some(LastSeq { last_seq: seq }) = seq else { return Ok(InsertOutcome::Archived) };
     let row = MessageRow {
         id: key(new.id.as_uuid()),
         conversation_id: conversation,
@@ -135,21 +144,25 @@ pub(crate) fn insert_in_batch(c: &mut SqliteConnection, new: &NewMessage) -> Que
     };
     diesel::insert_into(messages::table).values(&row).execute(c)?;
     let attached = attachments::link(c, &row.id, &new.attachments)?;
-    if let Some(entry) = &new.search {
-        crate::search::insert_tags(c, entry)?;
-    }
     if let Some(root) = &row.reply_to_id {
-        diesel::update(messages::table.find(root).filter(messages::conversation_id.eq(&row.conversation_id)))
-            .set(messages::reply_count.eq(messages::reply_count + 1))
-            .execute(c)?;
+        prepared(
+            "UPDATE messages SET reply_count = reply_count + 1 WHERE id = ? AND conversation_id = ?",
+            (root.as_slice().into_sql::<Binary>(), row.conversation_id.as_slice().into_sql::<Binary>()),
+        )
+        .execute(c)?;
     }
     // The sender has read what they sent: their watermark moves forward to it.
-    diesel::update(
-        conversation_members::table
-            .find((&row.conversation_id, &row.sender_id))
-            .filter(conversation_members::last_read_seq.lt(row.seq)),
+    prepared(
+        "UPDATE conversation_members SET last_read_seq = ?, last_read_at = ? \
+         WHERE conversation_id = ? AND user_id = ? AND last_read_seq < ?",
+        (
+            row.seq.into_sql::<BigInt>(),
+            row.created_at.into_sql::<BigInt>(),
+            row.conversation_id.as_slice().into_sql::<Binary>(),
+            row.sender_id.as_slice().into_sql::<Binary>(),
+            row.seq.into_sql::<BigInt>(),
+        ),
     )
-    .set((conversation_members::last_read_seq.eq(row.seq), conversation_members::last_read_at.eq(row.created_at)))
     .execute(c)?;
     Ok(InsertOutcome::Inserted(StoredMessage { attachments: attached, ..row.into_message(&mut Reactions::default())? }))
 }

@@ -16,35 +16,59 @@ use diesel::sqlite::Sqlite;
 use crate::messages::with_reactions;
 use crate::rows::{MessageRow, instant, key, micros, uuid};
 use crate::schema::{message_search_docs as docs, messages};
-use crate::store::SqliteStore;
+use crate::store::{SqliteStore, prepared};
 
 /// A tag as an FTS5 word: lower-case hex, which the `ascii` tokenizer keeps whole.
 fn word(tag: &[u8]) -> String {
     hex::encode(tag)
 }
 
-/// Writes a message's document (none for a message without tags; a message already indexed is
-/// left as it is), inside the caller's transaction: a send's batch, or a re-index. One cached
-/// statement; the trigger adds its words to the FTS5 index, which writes the whole
-/// transaction's words at COMMIT.
-pub(crate) fn insert_tags(c: &mut SqliteConnection, entry: &IndexEntry) -> QueryResult<()> {
-    if entry.tags.is_empty() {
+/// Writes the documents of `entries` (an entry without tags has none; a message already
+/// indexed is left as it is) in ONE statement, inside the caller's transaction: a send's batch
+/// after its last message, or a re-index. The trigger adds their words to the FTS5 index.
+///
+/// One statement, because FTS5 writes what it buffered as a new segment at every statement
+/// savepoint (`fts5SavepointMethod` flushes), and SQLite opens one for each statement that
+/// may abort — every insert into a table with a trigger: a document written per message made
+/// a segment per message, where this makes one per batch, at COMMIT. The rows travel as one
+/// JSON array (constant SQL, prepared once): `[[message, workspace, conversation, created_at,
+/// words, tag count], …]`, the ids in hex. Every field is hex or a number, so nothing in it
+/// needs escaping.
+pub(crate) fn insert_docs<'a>(
+    c: &mut SqliteConnection,
+    entries: impl IntoIterator<Item = &'a IndexEntry>,
+) -> QueryResult<()> {
+    let mut rows = String::from("[");
+    for entry in entries.into_iter().filter(|e| !e.tags.is_empty()) {
+        if rows.len() > 1 {
+            rows.push(',');
+        }
+        let words = entry.tags.iter().map(|tag| word(&tag.0)).collect::<Vec<_>>().join(" ");
+        rows.push_str(&format!(
+            "[\"{}\",\"{}\",\"{}\",{},\"{words}\",{}]",
+            hex::encode(entry.message_id.as_uuid().as_bytes()),
+            hex::encode(entry.workspace_id.as_uuid().as_bytes()),
+            hex::encode(entry.conversation_id.as_uuid().as_bytes()),
+            micros(entry.created_at),
+            entry.tags.len(),
+        ));
+    }
+    if rows.len() == 1 {
         return Ok(());
     }
-    let words = entry.tags.iter().map(|tag| word(&tag.0)).collect::<Vec<_>>().join(" ");
-    diesel::insert_into(docs::table)
-        .values((
-            docs::message_id.eq(key(entry.message_id.as_uuid())),
-            docs::workspace_id.eq(key(entry.workspace_id.as_uuid())),
-            docs::conversation_id.eq(key(entry.conversation_id.as_uuid())),
-            docs::created_at.eq(micros(entry.created_at)),
-            docs::tags.eq(words),
-            docs::tag_count.eq(i32::try_from(entry.tags.len()).unwrap_or(i32::MAX)),
-        ))
-        .on_conflict_do_nothing()
-        .execute(c)?;
+    rows.push(']');
+    prepared(INSERT_DOCS, (rows.into_sql::<Text>(),)).execute(c)?;
     Ok(())
 }
+
+/// `insert_docs`' statement. (An upsert after `INSERT … SELECT` needs the `WHERE`, or SQLite
+/// reads `ON` as a join constraint.)
+const INSERT_DOCS: &str = "INSERT INTO message_search_docs \
+     (message_id, workspace_id, conversation_id, created_at, tags, tag_count) \
+     SELECT unhex(d.value ->> 0), unhex(d.value ->> 1), unhex(d.value ->> 2), \
+            d.value ->> 3, d.value ->> 4, d.value ->> 5 \
+     FROM json_each(?) AS d WHERE true \
+     ON CONFLICT DO NOTHING";
 
 #[derive(QueryableByName)]
 struct Hit {
@@ -63,7 +87,7 @@ impl SearchIndex for SqliteStore {
             c.immediate_transaction(|c| {
                 let message = key(entry.message_id.as_uuid());
                 diesel::delete(docs::table.filter(docs::message_id.eq(&message))).execute(c)?;
-                insert_tags(c, &entry)
+                insert_docs(c, [&entry])
             })
         })
         .await
