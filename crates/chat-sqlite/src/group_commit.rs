@@ -16,7 +16,9 @@
 //! sub-journal copy of every touched page, per message). If one fails all the same (a
 //! constraint the checks could not foresee, such as a thread root that does not exist), the
 //! whole transaction rolls back — nothing of it was acknowledged — and each message of the
-//! batch is committed alone, so the failure stays with the message that caused it.
+//! batch is committed alone, so the failure stays with the message that caused it. The search
+//! documents of the messages inserted follow the last message, in one statement
+//! (`insert_all`), so that FTS5 writes one segment per batch.
 
 use std::sync::Arc;
 
