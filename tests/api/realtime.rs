@@ -440,6 +440,24 @@ async fn a_foreign_origin_is_refused_before_the_upgrade() {
     tokio_tungstenite::connect_async(request).await.expect("the configured origin connects");
 }
 
+/// Every socket is pinged each heartbeat; one that answers (a pong or any frame) stays open
+/// however long it has nothing to say, one silent past the idle timeout is closed (1000).
+#[tokio::test]
+async fn a_socket_silent_past_the_idle_timeout_is_closed_and_one_answering_pings_is_not() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("WS_HEARTBEAT_SECONDS", "1"), ("WS_IDLE_TIMEOUT_SECONDS", "2")])
+        .await
+        .expect("sqlite");
+    let cast = app.cast().await;
+    let mut answering = app.ws_in(&cast.alice, cast.workspace).await;
+    let mut silent = app.ws_in(&cast.bob, cast.workspace).await;
+    // Past the idle timeout, reading (and so answering pings) all along.
+    let pings = answering.pings(Duration::from_millis(3500)).await;
+    assert!(pings >= 2, "{pings} pings in 3.5 s at one a second");
+    assert_eq!(answering.ok("ping", json!({})).await, json!({}), "the answering socket is open");
+    // The other read nothing meanwhile, so it answered no ping: closed, and told why.
+    assert_eq!(silent.closed(WAIT).await, Some(1000));
+}
+
 /// A socket that stops reading is closed; the server's queue for it stays bounded, and
 /// everyone else keeps receiving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

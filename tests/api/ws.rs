@@ -129,6 +129,24 @@ impl Ws {
         }
     }
 
+    /// Reads for `wait`, answering every ping (tungstenite sends the pong with the next read);
+    /// returns how many pings came. Text frames are kept for [`Self::push`].
+    pub(crate) async fn pings(&mut self, wait: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut pings = 0;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Ok(Some(Ok(Frame::Ping(_)))) => pings += 1,
+                Ok(Some(Ok(Frame::Text(text)))) => {
+                    self.backlog.push_back(serde_json::from_str(&text).expect("json frame"));
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(_)) | None) => panic!("the socket closed after {pings} pings"),
+                Err(_) => return pings,
+            }
+        }
+    }
+
     /// Waits for the server to close the socket; returns the close code.
     pub(crate) async fn closed(&mut self, wait: Duration) -> Option<u16> {
         let deadline = tokio::time::Instant::now() + wait;

@@ -41,7 +41,7 @@ use chat_domain::presence::PresenceStatus;
 use chat_domain::realtime::{ConnectionKey, RateKind, take_token};
 use chat_protocol::ws::{self as proto, ClientFrame, client, server};
 use futures_util::future::{BoxFuture, Either};
-use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
+use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -94,6 +94,9 @@ impl Default for GatewaySettings {
 
 /// How often a socket renews its presence entries (well inside their TTL).
 const PRESENCE_RENEWAL: Duration = Duration::from_secs(20);
+/// Pushes taken in a row, each before the client's next frame, after which the client's
+/// frames go first once (`Socket::run`).
+const READ_TURN: u32 = 8;
 /// Messages replayed per page during `resume`.
 const RESUME_PAGE: u32 = 100;
 /// Sends of one socket that may wait for their commit at once; past it the socket stops
@@ -280,8 +283,7 @@ impl Admitted {
         // Copied out (usually nothing) so that the HTTP read buffer is freed now.
         let part = read.to_vec();
         drop(read);
-        let websocket = WebSocket::from_partially_read(io, part, Role::Server, Some(config)).await;
-        let (sink, stream) = websocket.split();
+        let ws = WebSocket::from_partially_read(io, part, Role::Server, Some(config)).await;
         let (tx, rx) = mpsc::channel(state.gateway.queue_capacity);
         let kill = Arc::new(Kill::default());
         let id = state.realtime.hub().register(user.as_uuid(), tx, Arc::clone(&kill));
@@ -290,14 +292,14 @@ impl Admitted {
             user,
             id,
             connection,
-            sink,
+            ws,
             kill,
             workspaces: HashSet::new(),
             high_water: HashMap::new(),
             last_heard: Instant::now(),
         };
         // The socket keeps its client IP for the audit log (`crate::audit`).
-        tracing::Instrument::instrument(crate::audit::scope(Some(ip), socket.run(stream, rx)), span).await;
+        tracing::Instrument::instrument(crate::audit::scope(Some(ip), socket.run(rx)), span).await;
     }
 }
 
@@ -395,8 +397,8 @@ struct Socket {
     user: UserId,
     id: ConnId,
     connection: Uuid,
-    /// The writing half of the WebSocket (`run` holds the reading half).
-    sink: SplitSink<WebSocket, Message>,
+    /// Read and written by the socket's one task: no lock between the two halves.
+    ws: WebSocket,
     kill: Arc<Kill>,
     workspaces: HashSet<Uuid>,
     /// Highest `message:new` seq written per conversation: later duplicates are dropped.
@@ -459,6 +461,19 @@ async fn guarded(kill: &Kill, write: impl Future<Output = Result<(), WsError>>) 
     }
 }
 
+/// What woke a socket's task (`Socket::run`).
+enum Wake {
+    Killed(u16),
+    /// A send's commit answered (or its task failed).
+    Reply(Option<Result<Utf8Bytes, JoinError>>),
+    /// A frame from the client; `None` once the stream ended.
+    Frame(Option<Result<Message, WsError>>),
+    /// A push from the hub; `None` once the hub forgot the socket.
+    Push(Option<Queued>),
+    /// The ping or presence-renewal time came.
+    Timer,
+}
+
 enum Flow {
     Continue,
     /// Close the socket, with this close frame.
@@ -470,50 +485,84 @@ impl Socket {
         ConnectionKey { user: self.user, workspace: WorkspaceId::from_uuid(workspace), connection: self.connection }
     }
 
-    async fn run(mut self, mut stream: SplitStream<WebSocket>, mut rx: mpsc::Receiver<Queued>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Queued>) {
         let settings = self.state.gateway.clone();
-        let mut heartbeat = tokio::time::interval(settings.heartbeat);
-        let mut presence = tokio::time::interval(PRESENCE_RENEWAL);
-        heartbeat.tick().await;
-        presence.tick().await;
+        let now = tokio::time::Instant::now();
+        let mut ping_at = now + settings.heartbeat;
+        let mut renew_at = now + PRESENCE_RENEWAL;
+        let timer = tokio::time::sleep_until(ping_at.min(renew_at));
         let kill = Arc::clone(&self.kill);
+        let killed = kill.fired();
+        tokio::pin!(timer, killed);
         let mut sends = InFlight::new();
+        let mut pushes_in_a_row = 0_u32;
         let close = loop {
-            let flow = tokio::select! {
-                reply = sends.next(), if !sends.is_empty() => match reply {
-                    Some(Ok(reply)) => self.write(reply).await,
-                    Some(Err(e)) => {
-                        tracing::error!(error = %e, "a send's task failed");
-                        Flow::Continue
-                    }
-                    None => Flow::Continue,
-                },
-                incoming = stream.next(), if sends.len() < MAX_SENDS_IN_FLIGHT => match incoming {
-                    // Boxed: a frame's service call is a large state machine that an idle
-                    // socket's task would otherwise carry inline (one allocation per frame).
-                    Some(Ok(message)) => Box::pin(self.on_message(message, &mut sends)).await,
-                    Some(Err(e)) => {
-                        tracing::debug!(error = %e, "websocket protocol error");
-                        Flow::Close(violation(&e))
-                    }
-                    None => Flow::Close(None),
-                },
-                out = rx.recv() => match out {
-                    Some(out) => self.push(out, &mut rx).await,
-                    None => Flow::Close(None),
-                },
-                _ = heartbeat.tick() => {
-                    if self.last_heard.elapsed() > settings.idle_timeout {
-                        Flow::Close(Some(CloseFrame { code: CloseCode::Normal, reason: Utf8Bytes::from_static("idle") }))
-                    } else {
-                        self.send(Message::Ping(Bytes::new())).await
-                    }
+            // Biased, pushes before the client's frames: a push is what wakes a busy socket,
+            // and taking it before polling the stream and the timer saves those polls on most
+            // wakes (they are polled, and their wakers renewed, once the queue is empty). So
+            // that a socket under a steady stream of pushes still reads its client, every
+            // `READ_TURN`-th push in a row lets the stream go first.
+            let wake = if pushes_in_a_row < READ_TURN {
+                tokio::select! {
+                    biased;
+                    code = &mut killed => Wake::Killed(code),
+                    reply = sends.next(), if !sends.is_empty() => Wake::Reply(reply),
+                    out = rx.recv() => Wake::Push(out),
+                    incoming = self.ws.next(), if sends.len() < MAX_SENDS_IN_FLIGHT => Wake::Frame(incoming),
+                    () = &mut timer => Wake::Timer,
                 }
-                _ = presence.tick() => {
-                    Box::pin(self.renew_presence()).await;
+            } else {
+                tokio::select! {
+                    biased;
+                    code = &mut killed => Wake::Killed(code),
+                    reply = sends.next(), if !sends.is_empty() => Wake::Reply(reply),
+                    incoming = self.ws.next(), if sends.len() < MAX_SENDS_IN_FLIGHT => Wake::Frame(incoming),
+                    out = rx.recv() => Wake::Push(out),
+                    () = &mut timer => Wake::Timer,
+                }
+            };
+            pushes_in_a_row = match wake {
+                Wake::Push(_) if pushes_in_a_row < READ_TURN => pushes_in_a_row + 1,
+                _ => 0,
+            };
+            let flow = match wake {
+                Wake::Killed(code) => Flow::Close(Some(kill_reason(code))),
+                Wake::Reply(Some(Ok(reply))) => self.write(reply).await,
+                Wake::Reply(Some(Err(e))) => {
+                    tracing::error!(error = %e, "a send's task failed");
                     Flow::Continue
                 }
-                code = kill.fired() => Flow::Close(Some(kill_reason(code))),
+                Wake::Reply(None) => Flow::Continue,
+                Wake::Push(Some(out)) => self.push(out, &mut rx).await,
+                Wake::Push(None) | Wake::Frame(None) => Flow::Close(None),
+                // Boxed: a frame's service call is a large state machine that an idle socket's
+                // task would otherwise carry inline (one allocation per frame).
+                Wake::Frame(Some(Ok(message))) => Box::pin(self.on_message(message, &mut sends)).await,
+                Wake::Frame(Some(Err(e))) => {
+                    tracing::debug!(error = %e, "websocket protocol error");
+                    Flow::Close(violation(&e))
+                }
+                Wake::Timer => {
+                    let now = tokio::time::Instant::now();
+                    if now >= renew_at {
+                        renew_at = now + PRESENCE_RENEWAL;
+                        Box::pin(self.renew_presence()).await;
+                    }
+                    let mut flow = Flow::Continue;
+                    if now >= ping_at {
+                        ping_at = now + settings.heartbeat;
+                        flow = if self.last_heard.elapsed() > settings.idle_timeout {
+                            Flow::Close(Some(CloseFrame {
+                                code: CloseCode::Normal,
+                                reason: Utf8Bytes::from_static("idle"),
+                            }))
+                        } else {
+                            self.send(Message::Ping(Bytes::new())).await
+                        };
+                    }
+                    timer.as_mut().reset(ping_at.min(renew_at));
+                    flow
+                }
             };
             if let Flow::Close(frame) = flow {
                 break frame;
@@ -521,7 +570,7 @@ impl Socket {
         };
         // Sends already under way run on in their own tasks: they still commit and publish.
         drop(sends);
-        Box::pin(self.finish(stream, close)).await;
+        Box::pin(self.finish(close)).await;
     }
 
     /// Renews the socket's presence entries (boxed by the caller, like every rare path).
@@ -537,7 +586,7 @@ impl Socket {
     /// first, the echo tungstenite queued) and reads until the client's answering close, so
     /// that the connection ends with nothing unread — for a second at most: a peer that
     /// stopped reading cannot take a close frame either.
-    async fn finish(mut self, mut stream: SplitStream<WebSocket>, frame: Option<CloseFrame>) {
+    async fn finish(mut self, frame: Option<CloseFrame>) {
         let hub = self.state.realtime.hub();
         for workspace in hub.unregister(self.id) {
             self.state.realtime.unsubscribe(workspace).await;
@@ -549,16 +598,16 @@ impl Socket {
         }
         let close = async {
             // Refused after the client's close: the flush in `close` then writes the echo.
-            let _ = self.sink.send(Message::Close(frame)).await;
-            let _ = self.sink.close().await;
-            while let Some(Ok(_)) = stream.next().await {}
+            let _ = self.ws.send(Message::Close(frame)).await;
+            let _ = SinkExt::close(&mut self.ws).await;
+            while let Some(Ok(_)) = self.ws.next().await {}
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
     }
 
     /// Writes a message at once (yielding to the kill switch).
     async fn send(&mut self, message: Message) -> Flow {
-        guarded(&self.kill, self.sink.send(message)).await
+        guarded(&self.kill, self.ws.send(message)).await
     }
 
     /// Writes a frame at once (yielding to the kill switch).
@@ -568,7 +617,7 @@ impl Socket {
 
     /// Buffers a frame for the next flush (yielding to the kill switch).
     async fn feed(&mut self, frame: Utf8Bytes) -> Flow {
-        guarded(&self.kill, self.sink.feed(Message::Text(frame))).await
+        guarded(&self.kill, self.ws.feed(Message::Text(frame))).await
     }
 
     /// Writes a push and, in the same batch, every push queued behind it when it was taken —
@@ -577,19 +626,19 @@ impl Socket {
     /// push. Pushes queued meanwhile wait for the next batch, so that reading the client is
     /// never starved.
     async fn push(&mut self, first: Queued, rx: &mut mpsc::Receiver<Queued>) -> Flow {
-        let Self { sink, kill, high_water, .. } = self;
+        let Self { ws, kill, high_water, .. } = self;
         let behind = rx.len();
         let batch = async {
             if fresh(high_water, &first) {
-                sink.feed(Message::Text(first.frame.clone())).await?;
+                ws.feed(Message::Text(first.frame.clone())).await?;
             }
             for _ in 0..behind {
                 let Ok(out) = rx.try_recv() else { break };
                 if fresh(high_water, &out) {
-                    sink.feed(Message::Text(out.frame.clone())).await?;
+                    ws.feed(Message::Text(out.frame.clone())).await?;
                 }
             }
-            sink.flush().await
+            ws.flush().await
         };
         guarded(kill, batch).await
     }
@@ -606,7 +655,7 @@ impl Socket {
             }
             // tungstenite queued the pong; it would go out with the next read, but a socket
             // with its sends in flight at the limit is not read.
-            Message::Ping(_) => guarded(&self.kill, self.sink.flush()).await,
+            Message::Ping(_) => guarded(&self.kill, self.ws.flush()).await,
             Message::Pong(_) | Message::Frame(_) => Flow::Continue,
             // tungstenite queued the echo, which `finish` flushes.
             Message::Close(_) => Flow::Close(None),

@@ -230,6 +230,8 @@ impl Application {
             cors_origin: settings.cors_origin.clone(),
             connections_per_minute: settings.rate_limit_connections_per_minute,
             queue_capacity: settings.ws_queue_capacity,
+            heartbeat: std::time::Duration::from_secs(settings.ws_heartbeat_secs),
+            idle_timeout: std::time::Duration::from_secs(settings.ws_idle_timeout_secs),
             ..GatewaySettings::default()
         };
         let housekeeping = tokio::spawn(expire_typing(chat.clone()));

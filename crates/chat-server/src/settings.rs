@@ -89,6 +89,11 @@ pub struct Settings {
     /// `WS_QUEUE_CAPACITY`: pushes a socket may have queued before it is closed as a slow
     /// consumer (default 1024).
     pub ws_queue_capacity: usize,
+    /// `WS_HEARTBEAT_SECONDS`: how often a socket is pinged (default 15).
+    pub ws_heartbeat_secs: u64,
+    /// `WS_IDLE_TIMEOUT_SECONDS`: a socket silent this long — no frame, no pong — is closed
+    /// (default 45; more than the heartbeat).
+    pub ws_idle_timeout_secs: u64,
     /// `HTTP_WORKERS` (default: one per core).
     pub http_workers: usize,
     /// `KEY_REFRESH_SECONDS`: how long a node trusts its cached workspace keys before
@@ -191,6 +196,15 @@ impl Settings {
         if max_participants < 2 {
             return Err(invalid("MAX_PARTICIPANTS", "must be at least 2"));
         }
+        let ws_heartbeat_secs = vars.number("WS_HEARTBEAT_SECONDS", 15_u64)?;
+        if ws_heartbeat_secs == 0 {
+            return Err(invalid("WS_HEARTBEAT_SECONDS", "must be positive"));
+        }
+        let ws_idle_timeout_secs = vars.number("WS_IDLE_TIMEOUT_SECONDS", 45_u64)?;
+        if ws_idle_timeout_secs <= ws_heartbeat_secs {
+            // A socket that answers every ping could still be taken for idle.
+            return Err(invalid("WS_IDLE_TIMEOUT_SECONDS", "must be more than WS_HEARTBEAT_SECONDS"));
+        }
         let file_store = match vars.get("FILE_STORE") {
             None => FileStore::Local(data_dir.join("files")),
             Some(url) if url.starts_with("s3://") => {
@@ -237,6 +251,8 @@ impl Settings {
             http_workers: vars.number("HTTP_WORKERS", 0_usize)?,
             key_refresh_secs: vars.number("KEY_REFRESH_SECONDS", 300_u64)?,
             ws_queue_capacity: vars.number("WS_QUEUE_CAPACITY", 1024_usize)?.max(1),
+            ws_heartbeat_secs,
+            ws_idle_timeout_secs,
             log_format,
         })
     }
@@ -261,6 +277,7 @@ mod tests {
         assert_eq!(s.max_participants, 10_000);
         assert_eq!(s.rate_limit_messages_per_minute, 60);
         assert_eq!(s.key_refresh_secs, 300);
+        assert_eq!((s.ws_heartbeat_secs, s.ws_idle_timeout_secs), (15, 45));
         assert!(s.redis_url.is_none());
     }
 
@@ -279,6 +296,8 @@ mod tests {
         assert!(err.to_string().starts_with("MAX_MESSAGE_LENGTH"));
         assert!(settings(&[("DATABASE_URL", "mysql://x")]).is_err());
         assert!(settings(&[("ACCESS_TOKEN_TTL_SECONDS", "3600")]).is_err());
+        assert!(settings(&[("WS_HEARTBEAT_SECONDS", "0")]).is_err());
+        assert!(settings(&[("WS_HEARTBEAT_SECONDS", "30"), ("WS_IDLE_TIMEOUT_SECONDS", "30")]).is_err());
         assert!(settings(&[("LOG_FORMAT", "xml")]).is_err());
         let err = settings(&[("FILE_STORE", "gs://bucket")]).unwrap_err();
         assert!(err.to_string().starts_with("FILE_STORE"), "{err}");

@@ -11,10 +11,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use futures_util::task::AtomicWaker;
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::wire::{Delivery, Route};
@@ -37,24 +39,38 @@ pub(crate) struct Outbound {
 }
 
 /// A socket's kill switch: the hub (slow consumer) or shutdown fires it with a close code.
+///
+/// Only the socket's own task waits on it, so it keeps that task's waker in an
+/// [`AtomicWaker`]: checking it on every wake of a busy socket is an atomic load and a waker
+/// comparison, not a lock (as a `Notify` waiter's registration and removal would be).
 #[derive(Debug, Default)]
 pub(crate) struct Kill {
-    notify: Notify,
+    waker: AtomicWaker,
     code: std::sync::atomic::AtomicU16,
 }
 
 impl Kill {
-    /// Asks the socket to close with `code` (the first code wins).
+    /// Asks the socket to close with `code` (the first code wins); whether it was the first.
     pub(crate) fn fire(&self, code: u16) -> bool {
         let first = self.code.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire).is_ok();
-        self.notify.notify_one();
+        self.waker.wake();
         first
     }
 
-    /// Waits until fired; returns the close code.
-    pub(crate) async fn fired(&self) -> u16 {
-        self.notify.notified().await;
-        self.code.load(Ordering::Acquire)
+    /// Waits until fired; returns the close code. Only one task may wait on a switch.
+    pub(crate) fn fired(&self) -> impl Future<Output = u16> + '_ {
+        std::future::poll_fn(|cx| {
+            let code = self.code.load(Ordering::Acquire);
+            if code != 0 {
+                return Poll::Ready(code);
+            }
+            self.waker.register(cx.waker());
+            // Fired between the load and the registration: its wake found no waker.
+            match self.code.load(Ordering::Acquire) {
+                0 => Poll::Pending,
+                code => Poll::Ready(code),
+            }
+        })
     }
 }
 
@@ -514,6 +530,23 @@ mod tests {
 
     fn drain(rx: &mut mpsc::Receiver<Queued>) -> Vec<String> {
         std::iter::from_fn(|| rx.try_recv().ok()).map(|out| out.frame.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_kill_switch_wakes_its_waiting_task_with_the_first_code_fired() {
+        let kill = Arc::new(Kill::default());
+        let waiting = tokio::spawn({
+            let kill = Arc::clone(&kill);
+            async move { kill.fired().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "not fired yet");
+        assert!(kill.fire(CLOSE_SLOW_CONSUMER));
+        assert!(!kill.fire(CLOSE_GOING_AWAY), "only the first fire counts");
+        let code = tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("woken").expect("task");
+        assert_eq!(code, CLOSE_SLOW_CONSUMER);
+        // Fired before anyone waits: the wait ends at once.
+        assert_eq!(kill.fired().await, CLOSE_SLOW_CONSUMER);
     }
 
     #[tokio::test]
