@@ -1,15 +1,16 @@
 //! Password hashing with argon2id: [`Argon2Hasher`].
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use argon2::password_hash::{PasswordHash as PhcString, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash as PhcString, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use async_trait::async_trait;
 use chat_domain::error::RepoError;
 use chat_domain::user::{Password, PasswordHash, PasswordHasher};
 use ring::rand::SystemRandom;
 use secrecy::zeroize::Zeroizing;
+use tokio::sync::Semaphore;
 
 use crate::{RandomError, fill_random};
 
@@ -45,11 +46,57 @@ pub enum HasherError {
 /// the comparison, every later one verifies against the stored dummy. Clones share it.
 /// Stored hashes carry their own parameters, so raising the cost later keeps old hashes
 /// verifiable.
+///
+/// **Memory.** A hash needs its memory cost in working memory (19 MiB with OWASP's costs).
+/// At most one hash per core runs at once (more would only queue on the CPU, and each would
+/// hold its memory meanwhile), and their working memory is kept and reused ([`Memory`]):
+/// a burst of logins costs a fixed few buffers, where allocating one per hash left the
+/// process holding hundreds of MiB after the burst (glibc keeps freed blocks of that size in
+/// its per-thread arenas once its mmap threshold has risen past them; 200 registrations, four
+/// at a time, left 800 MiB resident).
 #[derive(Clone)]
 pub struct Argon2Hasher {
     argon2: Argon2<'static>,
     dummy: Arc<Dummy>,
+    memory: Arc<Memory>,
     rng: SystemRandom,
+}
+
+/// The working memory of the hashes under way: a permit per hash that may run at once, and
+/// the buffers of those hashes, made on first use (an idle server holds none) and kept.
+struct Memory {
+    permits: Semaphore,
+    free: Mutex<Vec<Vec<Block>>>,
+}
+
+impl Memory {
+    fn new(hashes_at_once: usize) -> Self {
+        Self { permits: Semaphore::new(hashes_at_once), free: Mutex::new(Vec::new()) }
+    }
+
+    fn free(&self) -> std::sync::MutexGuard<'_, Vec<Vec<Block>>> {
+        self.free.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `work` on the blocking pool with a buffer of its own, once a permit is free. A
+    /// buffer is taken only under a permit, so there are never more buffers than permits.
+    async fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
+        // The semaphore is never closed.
+        let permit = self.permits.acquire().await.ok();
+        let memory = Arc::clone(self);
+        let done = tokio::task::spawn_blocking(move || {
+            let mut buffer = memory.free().pop().unwrap_or_default();
+            let out = work(&mut buffer);
+            memory.free().push(buffer);
+            out
+        })
+        .await;
+        drop(permit);
+        done
+    }
 }
 
 /// The dummy hash of an unknown account: its salt, drawn at construction, and the PHC string,
@@ -62,14 +109,14 @@ struct Dummy {
 impl Dummy {
     /// The cost of verifying a password against no account: one full argon2 hash with the
     /// hasher's parameters. Always `false`.
-    fn verify_blocking(&self, argon2: &Argon2<'_>, password: &[u8]) -> bool {
+    fn verify_blocking(&self, argon2: &Argon2<'_>, memory: &mut Vec<Block>, password: &[u8]) -> bool {
         if let Some(phc) = self.phc.get() {
-            let _ = verify_blocking(argon2, password, phc);
+            let _ = verify_blocking(memory, password, phc);
             return false;
         }
         // First use: hashing the dummy password is this call's full hash. Two first calls at
         // once both hash; either result is a valid dummy.
-        match hash_blocking(argon2, DUMMY_PASSWORD, &self.salt) {
+        match hash_blocking(argon2, memory, DUMMY_PASSWORD, &self.salt) {
             Ok(phc) => {
                 let _ = self.phc.set(phc.into());
             }
@@ -108,7 +155,9 @@ impl Argon2Hasher {
         let rng = SystemRandom::new();
         let mut salt = [0_u8; SALT_LEN];
         fill_random(&rng, &mut salt)?;
-        Ok(Self { argon2, dummy: Arc::new(Dummy { salt, phc: OnceLock::new() }), rng })
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let memory = Arc::new(Memory::new(cores));
+        Ok(Self { argon2, dummy: Arc::new(Dummy { salt, phc: OnceLock::new() }), memory, rng })
     }
 }
 
@@ -118,23 +167,65 @@ impl fmt::Debug for Argon2Hasher {
     }
 }
 
+/// `memory` holding at least `blocks` blocks (it grows to the largest cost it has served).
+fn fit(memory: &mut Vec<Block>, blocks: usize) -> &mut [Block] {
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    &mut memory[..blocks]
+}
+
+/// The PHC string of `password` hashed with `salt`: what `argon2`'s own `hash_password` makes
+/// (a test holds them equal), with the working memory given.
 fn hash_blocking(
     argon2: &Argon2<'_>,
+    memory: &mut Vec<Block>,
     password: &[u8],
     salt: &[u8; SALT_LEN],
 ) -> Result<String, argon2::password_hash::Error> {
+    let params = argon2.params();
+    let mut out = Zeroizing::new([0_u8; Params::DEFAULT_OUTPUT_LEN]);
+    argon2.hash_password_into_with_memory(password, salt, &mut out[..], fit(memory, params.block_count()))?;
     let salt = SaltString::encode_b64(salt)?;
-    Ok(argon2.hash_password(password, &salt)?.to_string())
+    let phc = PhcString {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out[..])?),
+    };
+    Ok(phc.to_string())
 }
 
-fn verify_blocking(argon2: &Argon2<'_>, password: &[u8], phc: &str) -> bool {
-    match PhcString::new(phc) {
-        Ok(parsed) => argon2.verify_password(password, &parsed).is_ok(),
-        Err(_) => {
-            tracing::warn!("stored password hash is not a valid PHC string");
-            false
-        }
-    }
+/// Whether `password` matches the PHC string `phc`, hashed with the algorithm, version and
+/// costs `phc` names.
+fn verify_blocking(memory: &mut Vec<Block>, password: &[u8], phc: &str) -> bool {
+    let Ok(parsed) = PhcString::new(phc) else {
+        tracing::warn!("stored password hash is not a valid PHC string");
+        return false;
+    };
+    matches(memory, password, &parsed).unwrap_or(false)
+}
+
+fn matches(
+    memory: &mut Vec<Block>,
+    password: &[u8],
+    phc: &PhcString<'_>,
+) -> Result<bool, argon2::password_hash::Error> {
+    let (Some(salt), Some(expected)) = (phc.salt, phc.hash) else { return Ok(false) };
+    let algorithm = Algorithm::try_from(phc.algorithm)?;
+    let version = phc.version.map(Version::try_from).transpose()?.unwrap_or_default();
+    // The output length is the stored hash's.
+    let params = Params::try_from(phc)?;
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut salt_bytes = [0_u8; Salt::MAX_LENGTH];
+    let salt = salt.decode_b64(&mut salt_bytes)?;
+    let mut out = Zeroizing::new([0_u8; Output::MAX_LENGTH]);
+    let out = &mut out[..expected.len()];
+    argon2.hash_password_into_with_memory(password, salt, out, fit(memory, blocks))?;
+    // `Output`'s equality is constant-time.
+    Ok(Output::new(out)? == expected)
 }
 
 #[async_trait]
@@ -145,7 +236,8 @@ impl PasswordHasher for Argon2Hasher {
         fill_random(&self.rng, &mut salt).map_err(|e| RepoError::new("generating a salt failed", e))?;
         let argon2 = self.argon2.clone();
         let password = Zeroizing::new(password.expose().to_owned());
-        tokio::task::spawn_blocking(move || hash_blocking(&argon2, password.as_bytes(), &salt))
+        self.memory
+            .run(move |memory| hash_blocking(&argon2, memory, password.as_bytes(), &salt))
             .await
             .map_err(|e| RepoError::new("the password hashing task failed", e))?
             .map(PasswordHash)
@@ -158,15 +250,16 @@ impl PasswordHasher for Argon2Hasher {
         let password = Zeroizing::new(password.expose().to_owned());
         let dummy = Arc::clone(&self.dummy);
         // The dummy path does the same work but can never succeed.
-        tokio::task::spawn_blocking(move || match hash {
-            Some(hash) => verify_blocking(&argon2, password.as_bytes(), &hash.0),
-            None => dummy.verify_blocking(&argon2, password.as_bytes()),
-        })
-        .await
-        .unwrap_or_else(|err| {
-            tracing::error!(error = %err, "the password verification task failed");
-            false
-        })
+        self.memory
+            .run(move |memory| match hash {
+                Some(hash) => verify_blocking(memory, password.as_bytes(), &hash.0),
+                None => dummy.verify_blocking(&argon2, memory, password.as_bytes()),
+            })
+            .await
+            .unwrap_or_else(|err| {
+                tracing::error!(error = %err, "the password verification task failed");
+                false
+            })
     }
 }
 
@@ -261,6 +354,42 @@ mod tests {
         let dummy = dummy_phc(&hasher).unwrap();
         assert!(dummy.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{dummy}");
         assert!(!format!("{hasher:?}").contains(&dummy));
+    }
+
+    #[test]
+    fn our_phc_strings_are_argon2s_own_and_argon2s_verify() {
+        use argon2::password_hash::PasswordHasher as _;
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(64, 2, 1, None).unwrap());
+        let salt = [7_u8; SALT_LEN];
+        let mut memory = Vec::new();
+        let ours = hash_blocking(&argon2, &mut memory, b"pa55word", &salt).unwrap();
+        let theirs = argon2.hash_password(b"pa55word", &SaltString::encode_b64(&salt).unwrap()).unwrap().to_string();
+        assert_eq!(ours, theirs);
+        // One argon2 made with another output length and costs verifies too, by its own terms.
+        let other = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(32, 1, 1, Some(16)).unwrap());
+        let short = other.hash_password(b"pa55word", &SaltString::encode_b64(&salt).unwrap()).unwrap().to_string();
+        assert!(verify_blocking(&mut memory, b"pa55word", &short));
+        assert!(!verify_blocking(&mut memory, b"pa55wore", &short));
+        assert!(verify_blocking(&mut memory, b"pa55word", &theirs));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_hashes_holds_one_buffer_per_hash_allowed_at_once() {
+        let mut hasher = cheap();
+        hasher.memory = Arc::new(Memory::new(2));
+        let pw = password("the same burst");
+        let burst: Vec<_> = (0..8)
+            .map(|_| {
+                let (hasher, pw) = (hasher.clone(), pw.clone());
+                tokio::spawn(async move { hasher.hash_password(&pw).await })
+            })
+            .collect();
+        for hash in burst {
+            assert!(hasher.verify_password(&pw, Some(hash.await.unwrap().unwrap())).await);
+        }
+        let buffers = hasher.memory.free().len();
+        assert!((1..=2).contains(&buffers), "{buffers} buffers for 2 hashes at once");
+        assert!(hasher.memory.free().iter().all(|b| b.len() == 64), "64 blocks of 1 KiB each");
     }
 
     #[test]
