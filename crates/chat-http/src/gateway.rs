@@ -500,8 +500,9 @@ impl Socket {
             // Biased, pushes before the client's frames: a push is what wakes a busy socket,
             // and taking it before polling the stream and the timer saves those polls on most
             // wakes (they are polled, and their wakers renewed, once the queue is empty). So
-            // that a socket under a steady stream of pushes still reads its client, every
-            // `READ_TURN`-th push in a row lets the stream go first.
+            // that a socket under a steady stream of pushes still reads its client, pings and
+            // renews its presence, every `READ_TURN`-th push in a row lets the timer and the
+            // stream go first.
             let wake = if pushes_in_a_row < READ_TURN {
                 tokio::select! {
                     biased;
@@ -515,10 +516,10 @@ impl Socket {
                 tokio::select! {
                     biased;
                     code = &mut killed => Wake::Killed(code),
+                    () = &mut timer => Wake::Timer,
                     reply = sends.next(), if !sends.is_empty() => Wake::Reply(reply),
                     incoming = self.ws.next(), if sends.len() < MAX_SENDS_IN_FLIGHT => Wake::Frame(incoming),
                     out = rx.recv() => Wake::Push(out),
-                    () = &mut timer => Wake::Timer,
                 }
             };
             pushes_in_a_row = match wake {
