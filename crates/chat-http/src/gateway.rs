@@ -94,8 +94,8 @@ impl Default for GatewaySettings {
 
 /// How often a socket renews its presence entries (well inside their TTL).
 const PRESENCE_RENEWAL: Duration = Duration::from_secs(20);
-/// Pushes taken in a row, each before the client's next frame, after which the client's
-/// frames go first once (`Socket::run`).
+/// Pushes taken in a row, each before the client's next frame, after which the timer and the
+/// client's frames go first once (`Socket::run`).
 const READ_TURN: u32 = 8;
 /// Messages replayed per page during `resume`.
 const RESUME_PAGE: u32 = 100;
