@@ -19,6 +19,11 @@ use uuid::Uuid;
 
 use crate::error::ClientError;
 
+/// How long [`ChatClient::new`]'s pool keeps an idle connection: under the server's keep-alive
+/// timeout (actix-http's default, 5 seconds), so that no request is written onto a connection
+/// the server is closing.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
 /// What a get-or-create call did: `POST /chat/conversations` answers 201 for a new
 /// conversation and 200 for the existing DM or DOCUMENT chat.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,11 +144,15 @@ impl fmt::Debug for ChatClient {
 
 impl ChatClient {
     /// A client of the server at `base_url` (`http://127.0.0.1:8080`, or with a path prefix),
-    /// not signed in. Requests time out after 30 seconds; see [`Self::with_http_client`].
+    /// not signed in. Requests time out after 30 seconds, and a pooled connection idle for 4
+    /// seconds is dropped before the server (after 5) closes it: a request written onto a
+    /// connection the server is closing fails with "error sending request" (seen in long
+    /// benchmark runs). See [`Self::with_http_client`].
     #[must_use]
     pub fn new(base_url: impl Into<String>) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         Self::with_http_client(base_url, http)

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chat_domain::error::RepoError;
 use chat_domain::user::{Password, PasswordHash, PasswordHasher};
 use ring::rand::SystemRandom;
-use secrecy::zeroize::Zeroizing;
+use secrecy::zeroize::{Zeroize, Zeroizing};
 use tokio::sync::Semaphore;
 
 use crate::{RandomError, fill_random};
@@ -90,6 +90,9 @@ impl Memory {
         let done = tokio::task::spawn_blocking(move || {
             let mut buffer = memory.free().pop().unwrap_or_default();
             let out = work(&mut buffer);
+            // What a hash leaves in its working memory is derived from the password: wiped
+            // before the buffer waits for the next (a memset, small beside the hash).
+            buffer.iter_mut().for_each(Zeroize::zeroize);
             memory.free().push(buffer);
             out
         })
@@ -390,6 +393,9 @@ mod tests {
         let buffers = hasher.memory.free().len();
         assert!((1..=2).contains(&buffers), "{buffers} buffers for 2 hashes at once");
         assert!(hasher.memory.free().iter().all(|b| b.len() == 64), "64 blocks of 1 KiB each");
+        let zero = format!("{:?}", Block::new());
+        let wiped = hasher.memory.free().iter().flatten().all(|block| format!("{block:?}") == zero);
+        assert!(wiped, "a kept buffer holds nothing of the last hash");
     }
 
     #[test]

@@ -20,7 +20,7 @@
 //!    `(conversation, sender, clientMsgId)` came earlier in the same batch is a duplicate and
 //!    takes none either, nor does one to an archived conversation;
 //! 3. the messages are inserted by [`insert_batch`] (one INSERT from one array per column —
-//!    constant SQL, prepared once — then the batch's search tags, thread-root `reply_count`s
+//!    constant SQL, `chat_diesel::Prepared` once per connection — then the batch's search tags, thread-root `reply_count`s
 //!    and attachment links), and each conversation's
 //!    counter moves to its last seq and each sender's watermark to the sender's last seq (one
 //!    statement each for the whole batch), all pipelined: a batch of 256 messages is about
@@ -49,6 +49,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
 
+use chat_diesel::prepared;
 use chat_domain::error::RepoError;
 use chat_domain::message::{GroupCommitCounters, GroupCommitStats, NewMessage};
 use diesel::prelude::*;
@@ -355,13 +356,11 @@ pub(crate) async fn commit_batch(
             })
             .collect();
         let inserts = insert_batch(conn, &batch);
-        // One statement each for all counters and all watermarks of the batch (constant SQL
-        // over arrays: parsed once per batch instead of one statement per row).
+        // One statement each for all counters and all watermarks of the batch: constant SQL
+        // over arrays, `Prepared` so that the connection parses it once and keeps it.
         let (ids, seqs): (Vec<Uuid>, Vec<i64>) = counters.into_iter().unzip();
         let counter_updates = join_all((!ids.is_empty()).then(|| {
-            diesel::sql_query(crate::sql::MOVE_COUNTERS)
-                .bind::<Array<SqlUuid>, _>(ids)
-                .bind::<Array<BigInt>, _>(seqs)
+            prepared(crate::sql::MOVE_COUNTERS, (ids.into_sql::<Array<SqlUuid>>(), seqs.into_sql::<Array<BigInt>>()))
                 .execute(&mut &*conn)
         }));
         let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -372,12 +371,17 @@ pub(crate) async fn commit_batch(
             columns.3.push(at);
         }
         let watermark_updates = join_all((!columns.0.is_empty()).then(|| {
-            diesel::sql_query(crate::sql::MOVE_WATERMARKS)
-                .bind::<Array<SqlUuid>, _>(columns.0)
-                .bind::<Array<SqlUuid>, _>(columns.1)
-                .bind::<Array<BigInt>, _>(columns.2)
-                .bind::<Array<Timestamptz>, _>(columns.3)
-                .execute(&mut &*conn)
+            let (conversations, users, seqs, read_at) = columns;
+            prepared(
+                crate::sql::MOVE_WATERMARKS,
+                (
+                    conversations.into_sql::<Array<SqlUuid>>(),
+                    users.into_sql::<Array<SqlUuid>>(),
+                    seqs.into_sql::<Array<BigInt>>(),
+                    read_at.into_sql::<Array<Timestamptz>>(),
+                ),
+            )
+            .execute(&mut &*conn)
         }));
         // Every statement runs to its end (none is dropped mid-flight); the first error fails
         // the batch.
@@ -585,5 +589,32 @@ mod tests {
         assert_eq!(got, [Seq(1), NotMember, Seq(2)]);
         assert_eq!(store.find_message(batch[1].id).await.expect("find"), None);
         assert_eq!(last_seq(&store, c[0]).await, 2);
+    }
+
+    #[tokio::test]
+    async fn a_batchs_statements_are_prepared_once_per_connection() {
+        use diesel::connection::InstrumentationEvent;
+        let Some((_db, store, ada, c)) = store_with(2).await else { return };
+        let mut conn = crate::acquire(&store.pool).await.expect("a connection");
+        let cached = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let seen = Arc::clone(&cached);
+        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::CacheQuery { sql, .. } = event {
+                seen.lock().expect("not poisoned").push(sql.to_owned());
+            }
+        });
+        for size in [1, 3, 2] {
+            let batch: Vec<NewMessage> = (0..size).map(|i| message(c[i % 2], ada, None)).collect();
+            let batch: Vec<&NewMessage> = batch.iter().collect();
+            let committed = commit_batch(&mut conn, &batch, Lookup::Optimistic).await.map_err(BatchError::into_repo);
+            assert_eq!(committed.expect("committed").len(), size);
+        }
+        let cached = cached.lock().expect("not poisoned").clone();
+        for statement in [crate::sql::INSERT_MESSAGES, crate::sql::MOVE_COUNTERS, crate::sql::MOVE_WATERMARKS] {
+            let times = cached.iter().filter(|sql| *sql == statement).count();
+            assert_eq!(times, 1, "prepared on the first batch only, whatever the size: {statement}");
+        }
+        drop(conn);
+        assert_eq!((last_seq(&store, c[0]).await, last_seq(&store, c[1]).await), (4, 2));
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use chat_diesel::prepared;
 use chat_domain::cipher::Sealed;
 use chat_domain::error::RepoError;
 use chat_domain::ids::{ConversationId, MessageId, UserId, WorkspaceId};
@@ -157,7 +158,8 @@ pub(crate) async fn insert_batch(
         return Ok(Some(Vec::new()));
     }
     // Column by column: one array a column, bound to a statement whose text never changes
-    // (a multi-row VALUES list is new SQL for every batch size, parsed and planned each time).
+    // (a multi-row VALUES list is new SQL for every batch size, parsed and planned each time),
+    // `Prepared` so that the connection keeps it (diesel caches no `sql_query`).
     let n = batch.len();
     let mut ids = Vec::with_capacity(n);
     let mut conversation_ids = Vec::with_capacity(n);
@@ -181,19 +183,23 @@ pub(crate) async fn insert_batch(
         reply_tos.push(message.reply_to_id.map(|id| id.as_uuid()));
         created.push(message.created_at);
     }
-    let inserted: Vec<MessageRow> = diesel::sql_query(crate::sql::INSERT_MESSAGES)
-        .bind::<Array<SqlUuid>, _>(ids)
-        .bind::<Array<SqlUuid>, _>(conversation_ids)
-        .bind::<Array<BigInt>, _>(seqs)
-        .bind::<Array<SqlUuid>, _>(senders)
-        .bind::<Array<Nullable<Text>>, _>(client_msg_ids)
-        .bind::<Array<Text>, _>(kinds)
-        .bind::<Array<Binary>, _>(contents)
-        .bind::<Array<Integer>, _>(key_versions)
-        .bind::<Array<Nullable<SqlUuid>>, _>(reply_tos)
-        .bind::<Array<Timestamptz>, _>(created)
-        .load(&mut conn)
-        .await?;
+    let inserted: Vec<MessageRow> = prepared(
+        crate::sql::INSERT_MESSAGES,
+        (
+            ids.into_sql::<Array<SqlUuid>>(),
+            conversation_ids.into_sql::<Array<SqlUuid>>(),
+            seqs.into_sql::<Array<BigInt>>(),
+            senders.into_sql::<Array<SqlUuid>>(),
+            client_msg_ids.into_sql::<Array<Nullable<Text>>>(),
+            kinds.into_sql::<Array<Text>>(),
+            contents.into_sql::<Array<Binary>>(),
+            key_versions.into_sql::<Array<Integer>>(),
+            reply_tos.into_sql::<Array<Nullable<SqlUuid>>>(),
+            created.into_sql::<Array<Timestamptz>>(),
+        ),
+    )
+    .load(&mut conn)
+    .await?;
     // A clientMsgId is taken: the batch rolls back and looks the ids up first.
     if inserted.len() != batch.len() {
         return Ok(None);
@@ -205,10 +211,7 @@ pub(crate) async fn insert_batch(
         if roots.is_empty() {
             return Ok(0);
         }
-        diesel::sql_query(crate::sql::BUMP_REPLY_COUNTS)
-            .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(roots)
-            .execute(&mut conn)
-            .await
+        prepared(crate::sql::BUMP_REPLY_COUNTS, (roots.into_sql::<Array<SqlUuid>>(),)).execute(&mut conn).await
     };
     let links = futures_util::future::join_all(
         batch.iter().map(|(message, _)| attachments::link(conn, message.id.as_uuid(), &message.attachments)),

@@ -10,8 +10,8 @@ extern "SQL" {
 }
 
 /// Group commit: inserts a batch's messages, one array per column (`$1[i]` … `$10[i]` are
-/// message `i`): constant text, so it is parsed and planned once per connection whatever the
-/// batch's size. A `(conversation, sender, clientMsgId)` already taken inserts nothing and
+/// message `i`): constant text, run as a `chat_diesel::Prepared`, so it is parsed once per
+/// connection whatever the batch's size. A `(conversation, sender, clientMsgId)` already taken inserts nothing and
 /// returns no row (the batch then rolls back and looks its keys up first).
 pub(crate) const INSERT_MESSAGES: &str = "INSERT INTO messages \
      (id, conversation_id, seq, sender_id, client_msg_id, kind, content, key_version, reply_to_id, created_at) \

@@ -2,6 +2,7 @@
 //! inserts, threads, edits, soft deletes and reactions.
 
 use async_trait::async_trait;
+use chat_diesel::prepared;
 use chat_domain::cipher::Sealed;
 use chat_domain::error::RepoError;
 use chat_domain::ids::{ConversationId, MessageId, UserId, WorkspaceId};
@@ -16,7 +17,7 @@ use diesel::sql_types::{BigInt, Binary};
 use crate::attachments;
 use crate::rows::{MessageRow, ReactionRow, Reactions, corrupt, key, micros, uuid};
 use crate::schema::{conversation_members, conversations, message_reactions, messages, workspace_members};
-use crate::store::{SqliteStore, coalesce, prepared};
+use crate::store::{SqliteStore, coalesce};
 
 /// Reactions of the given messages, in one query, in reaction order.
 fn reactions_of(c: &mut SqliteConnection, ids: &[Vec<u8>]) -> QueryResult<Reactions> {

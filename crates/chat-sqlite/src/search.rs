@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use chat_diesel::prepared;
 use chat_domain::error::RepoError;
 use chat_domain::ids::{MessageId, WorkspaceId};
 use chat_domain::search::{IndexEntry, SearchCursor, SearchIndex, TagMatches, TagQuery};
@@ -16,7 +17,7 @@ use diesel::sqlite::Sqlite;
 use crate::messages::with_reactions;
 use crate::rows::{MessageRow, instant, key, micros, uuid};
 use crate::schema::{message_search_docs as docs, messages};
-use crate::store::{SqliteStore, prepared};
+use crate::store::SqliteStore;
 
 /// A tag as an FTS5 word: lower-case hex, which the `ascii` tokenizer keeps whole.
 fn word(tag: &[u8]) -> String {

@@ -13,10 +13,8 @@ use std::path::{Path, PathBuf};
 use chat_domain::error::RepoError;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::{Text, Untyped};
-use diesel::sqlite::Sqlite;
+use diesel::sql_types::Text;
 use diesel_async::AsyncConnection;
 use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
@@ -211,80 +209,6 @@ impl SqliteStore {
     }
 }
 
-/// A statement of constant SQL text that the connection prepares once and keeps: `?` marks
-/// each bind, filled in order from `binds` (a tuple of [`IntoSql::into_sql`] values, e.g.
-/// `(seq.into_sql::<BigInt>(), id.into_sql::<Binary>())`).
-///
-/// diesel keeps no `UPDATE` and no `sql_query` in its statement cache
-/// (`AstPass::unsafe_to_cache_prepared`: their text may change from call to call, and a cache
-/// of every variant could grow without bound), so each execution prepared them again —
-/// `sqlite3_prepare_v3` was 6 % of the server's samples under fan-out, mostly the insert
-/// batch's `UPDATE`s. A `Prepared` statement's text is a `&'static str`, so it is cached like
-/// any `SELECT`, keyed by that text.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Prepared<B> {
-    sql: &'static str,
-    binds: B,
-}
-
-/// `Prepared` statement `sql` with `binds`.
-pub(crate) fn prepared<B: Binds>(sql: &'static str, binds: B) -> Prepared<B> {
-    debug_assert_eq!(sql.matches('?').count(), B::COUNT, "{sql}");
-    Prepared { sql, binds }
-}
-
-/// The binds of a [`Prepared`] statement.
-pub(crate) trait Binds {
-    /// How many.
-    const COUNT: usize;
-    /// Pushes each bind, each followed by the text up to the next one.
-    fn walk<'b>(
-        &'b self,
-        text: &mut std::str::Split<'static, char>,
-        out: &mut AstPass<'_, 'b, Sqlite>,
-    ) -> QueryResult<()>;
-}
-
-macro_rules! binds {
-    ($count:literal: $($bind:ident $index:tt),+) => {
-        impl<$($bind: QueryFragment<Sqlite>),+> Binds for ($($bind,)+) {
-            const COUNT: usize = $count;
-            fn walk<'b>(&'b self, text: &mut std::str::Split<'static, char>, out: &mut AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
-                $(
-                    self.$index.walk_ast(out.reborrow())?;
-                    out.push_sql(text.next().unwrap_or_default());
-                )+
-                Ok(())
-            }
-        }
-    };
-}
-binds!(1: A 0);
-binds!(2: A 0, B 1);
-binds!(3: A 0, B 1, C 2);
-binds!(4: A 0, B 1, C 2, D 3);
-binds!(5: A 0, B 1, C 2, D 3, E 4);
-
-impl<B: Binds> QueryFragment<Sqlite> for Prepared<B> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
-        let mut text = self.sql.split('?');
-        out.push_sql(text.next().unwrap_or_default());
-        self.binds.walk(&mut text, &mut out)
-    }
-}
-
-impl<B> QueryId for Prepared<B> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
-
-/// Rows come back by name (`QueryableByName`), as from `sql_query`.
-impl<B> Query for Prepared<B> {
-    type SqlType = Untyped;
-}
-
-impl<B, C> RunQueryDsl<C> for Prepared<B> {}
-
 diesel::define_sql_function! {
     /// SQL `COALESCE(x, y)` on nullable instants: keeps an earlier `archived_at`/`deleted_at`.
     fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::BigInt>, y: diesel::sql_types::Nullable<diesel::sql_types::BigInt>) -> diesel::sql_types::Nullable<diesel::sql_types::BigInt>;
@@ -351,45 +275,6 @@ mod tests {
             diesel::sql_query("PRAGMA foreign_keys").get_result::<ForeignKeys>(c)?.foreign_keys,
             diesel::sql_query("PRAGMA busy_timeout").get_result::<BusyTimeout>(c)?.timeout,
         ))
-    }
-
-    #[test]
-    fn a_prepared_statement_is_prepared_once_and_kept() {
-        use diesel::connection::InstrumentationEvent;
-        use diesel::sql_types::BigInt;
-        let dir = tempfile::tempdir().unwrap();
-        let mut c = SqliteConnection::establish(dir.path().join("t.db").to_str().unwrap()).unwrap();
-        c.batch_execute(
-            "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER NOT NULL); INSERT INTO t VALUES (1, 0), (2, 0);",
-        )
-        .unwrap();
-        let cached = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let seen = std::sync::Arc::clone(&cached);
-        c.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-            if let InstrumentationEvent::CacheQuery { sql, .. } = event {
-                seen.lock().unwrap().push(sql.to_owned());
-            }
-        });
-        let bump = "UPDATE t SET n = n + ? WHERE id = ? RETURNING n AS synchronous";
-        for _ in 0..3 {
-            diesel::sql_query(bump).bind::<BigInt, _>(5).bind::<Integer, _>(1).execute(&mut c).unwrap();
-        }
-        assert!(cached.lock().unwrap().is_empty(), "diesel keeps no sql_query of its own");
-        for step in [1_i64, 10, 100] {
-            let row = prepared(bump, (step.into_sql::<BigInt>(), 2.into_sql::<Integer>()))
-                .get_result::<Synchronous>(&mut c)
-                .unwrap();
-            assert!([1, 11, 111].contains(&row.synchronous), "binds in order: {}", row.synchronous);
-        }
-        assert_eq!(*cached.lock().unwrap(), [bump], "prepared on the first execution, reused after");
-        let mut n = |id: i32| {
-            diesel::sql_query("SELECT n AS synchronous FROM t WHERE id = ?")
-                .bind::<Integer, _>(id)
-                .get_result::<Synchronous>(&mut c)
-                .unwrap()
-                .synchronous
-        };
-        assert_eq!((n(1), n(2)), (15, 111));
     }
 
     #[tokio::test(flavor = "current_thread")]
