@@ -20,8 +20,8 @@
 //!    `(conversation, sender, clientMsgId)` came earlier in the same batch is a duplicate and
 //!    takes none either, nor does one to an archived conversation;
 //! 3. the messages are inserted by [`insert_batch`] (one INSERT from one array per column —
-//!    constant SQL, `chat_diesel::Prepared` once per connection — then the batch's search tags, thread-root `reply_count`s
-//!    and attachment links), and each conversation's
+//!    constant SQL, a `chat_diesel::Prepared` parsed once per connection — then the batch's
+//!    search tags, thread-root `reply_count`s and attachment links), and each conversation's
 //!    counter moves to its last seq and each sender's watermark to the sender's last seq (one
 //!    statement each for the whole batch), all pipelined: a batch of 256 messages is about
 //!    six statements, not two per message;

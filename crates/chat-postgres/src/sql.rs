@@ -11,8 +11,8 @@ extern "SQL" {
 
 /// Group commit: inserts a batch's messages, one array per column (`$1[i]` … `$10[i]` are
 /// message `i`): constant text, run as a `chat_diesel::Prepared`, so it is parsed once per
-/// connection whatever the batch's size. A `(conversation, sender, clientMsgId)` already taken inserts nothing and
-/// returns no row (the batch then rolls back and looks its keys up first).
+/// connection whatever the batch's size. A `(conversation, sender, clientMsgId)` already taken
+/// inserts nothing and returns no row (the batch then rolls back and looks its keys up first).
 pub(crate) const INSERT_MESSAGES: &str = "INSERT INTO messages \
      (id, conversation_id, seq, sender_id, client_msg_id, kind, content, key_version, reply_to_id, created_at) \
      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::uuid[], $5::text[], $6::text[], $7::bytea[], \
