@@ -11,9 +11,6 @@
 //! `--shapes`, `--ladder` and `--step-secs` replace the profile's fan-out shapes (groups ×
 //! size : senders), offered loads and step length — to hold one step long enough to profile
 //! the server under it, e.g. `--only fanout --shapes 100x10:2 --ladder 12500 --step-secs 30`.
-//!
-//! ```text
-//! ```
 
 #![forbid(unsafe_code)]
 

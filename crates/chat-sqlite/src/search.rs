@@ -4,6 +4,7 @@
 //! sees a token.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use async_trait::async_trait;
 use chat_diesel::prepared;
@@ -45,14 +46,16 @@ pub(crate) fn insert_docs<'a>(
             rows.push(',');
         }
         let words = entry.tags.iter().map(|tag| word(&tag.0)).collect::<Vec<_>>().join(" ");
-        rows.push_str(&format!(
+        // Writing into a String cannot fail.
+        let _ = write!(
+            rows,
             "[\"{}\",\"{}\",\"{}\",{},\"{words}\",{}]",
             hex::encode(entry.message_id.as_uuid().as_bytes()),
             hex::encode(entry.workspace_id.as_uuid().as_bytes()),
             hex::encode(entry.conversation_id.as_uuid().as_bytes()),
             micros(entry.created_at),
             entry.tags.len(),
-        ));
+        );
     }
     if rows.len() == 1 {
         return Ok(());
