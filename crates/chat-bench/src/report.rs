@@ -396,7 +396,7 @@ pub fn render_table(r: &Report) -> String {
         let _ = writeln!(o, "\nfan-out (capacity = highest offered load with ≥ 99.9% delivered and p99 ≤ 100 ms)");
         let _ = writeln!(
             o,
-            "{:<28} {:>8} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>9} {:>6} {:>6}",
+            "{:<28} {:>8} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>9} {:>6} {:>6} {:>9}",
             "server",
             "shape",
             "offered/s",
@@ -407,13 +407,14 @@ pub fn render_table(r: &Report) -> String {
             "maxms",
             "srvµs/d",
             "srvCPU",
-            "genCPU"
+            "genCPU",
+            "msg/commit"
         );
         for f in fanouts {
             for s in &f.steps {
                 let _ = writeln!(
                     o,
-                    "{:<28} {:>8} {:>10.0} {:>10.0} {:>8.3} {:>8} {:>8} {:>8} {:>9.2} {:>5.0}% {:>5.0}%{}",
+                    "{:<28} {:>8} {:>10.0} {:>10.0} {:>8.3} {:>8} {:>8} {:>8} {:>9.2} {:>5.0}% {:>5.0}% {:>9}{}",
                     f.label,
                     f.shape.label(),
                     s.offered_per_sec,
@@ -425,6 +426,7 @@ pub fn render_table(r: &Report) -> String {
                     s.server_cpu_us_per_delivery(),
                     ratio(s.server_cpu_secs, s.wall_secs) * 100.0,
                     s.generator_utilisation() * 100.0,
+                    s.messages_per_batch.map(|b| format!("{b:.2}")).unwrap_or_else(|| "-".to_owned()),
                     if s.passes() { "" } else { "  FAIL" }
                 );
             }

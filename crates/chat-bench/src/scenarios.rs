@@ -134,6 +134,7 @@ impl Runner {
         let id = self.next_step;
         let _ = take_all(conns);
         self.shared.set_step(id);
+        let batches_before = batches(servers).await;
         let before: Vec<Option<ProcSample>> = servers.iter().map(|s| s.sample()).collect();
         let gen_before = procfs::self_cpu_secs();
         let start = tokio::time::Instant::now();
@@ -171,6 +172,10 @@ impl Runner {
         let wall_secs = start.elapsed().as_secs_f64();
         let after: Vec<Option<ProcSample>> = servers.iter().map(|s| s.sample()).collect();
         let generator_cpu_secs = procfs::self_cpu_secs() - gen_before;
+        let messages_per_batch = match (batches_before, batches(servers).await) {
+            (Some((b0, m0)), Some((b1, m1))) if b1 > b0 => Some((m1 - m0) as f64 / (b1 - b0) as f64),
+            _ => None,
+        };
         self.shared.set_step(0);
         let t = take_all(conns);
         let server_cpu_secs = before
@@ -195,6 +200,7 @@ impl Runner {
             server_cpu_secs,
             generator_cpu_secs,
             server_hwm_kib: after.iter().flatten().map(|s| s.hwm_kib).max().unwrap_or(0),
+            messages_per_batch,
         };
         (step, t.ack_latency.as_ref().map(Latency::from_histogram).unwrap_or_default())
     }
@@ -215,8 +221,9 @@ impl Runner {
         let drive = Drive::Pace { per_sender };
         let (step, _) =
             self.step(conns, senders, &drive, self.env.profile.step_secs, recipients, servers, offered).await;
+        let batch = step.messages_per_batch.map(|b| format!(", {b:.1} msg/commit")).unwrap_or_default();
         log(&format!(
-            "  {:>9.0}/s offered{note}: {:.3}% delivered, p99 {:.1} ms, generator {:.0}%",
+            "  {:>9.0}/s offered{note}: {:.3}% delivered, p99 {:.1} ms, generator {:.0}%{batch}",
             offered,
             step.delivered_ratio() * 100.0,
             step.latency.p99_us as f64 / 1000.0,
@@ -610,6 +617,17 @@ impl Runner {
         db.drop_db().await;
         result
     }
+}
+
+/// The group commit of `servers` so far, summed: `(transactions, messages)`; `None` unless
+/// every one of them is ours and answered.
+async fn batches(servers: &[&Server]) -> Option<(u64, u64)> {
+    let mut sum = (0, 0);
+    for server in servers {
+        let (b, m) = server.batches().await?;
+        sum = (sum.0 + b, sum.1 + m);
+    }
+    Some(sum)
 }
 
 fn ours_spec(s: &Server, world: &World, user: usize, send_to: Option<String>) -> ConnSpec {

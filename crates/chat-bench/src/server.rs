@@ -72,6 +72,8 @@ pub struct Server {
     pub ready_ms: f64,
     /// Its temporary data directory (kept until the server is dropped).
     _data: Option<tempfile::TempDir>,
+    /// Whether it serves our `/metrics` (only `chat-server` does).
+    ours: bool,
 }
 
 impl Server {
@@ -91,6 +93,16 @@ impl Server {
     #[must_use]
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Its group commit so far — `(transactions, messages)` of message inserts, read from
+    /// `/metrics` — or `None` for a baseline or when the scrape fails.
+    pub async fn batches(&self) -> Option<(u64, u64)> {
+        if !self.ours {
+            return None;
+        }
+        let text = chat_client::ChatClient::new(self.base_url()).metrics().await.ok()?;
+        Some((counter(&text, "chat_message_batches_total")?, counter(&text, "chat_message_batched_total")?))
     }
 
     /// Pins it to `cpus`.
@@ -178,7 +190,7 @@ pub async fn spawn_ours(name: &str, config: &OursConfig) -> Result<Server, Bench
     let child = cmd.spawn().map_err(BenchError::io(format!("spawn {}", config.binary.display())))?;
     let pid = child.id().ok_or_else(|| BenchError::setup("server exited at once"))?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut server = Server { name: name.to_owned(), child, pid, addr, ready_ms: 0.0, _data: Some(data) };
+    let mut server = Server { name: name.to_owned(), child, pid, addr, ready_ms: 0.0, _data: Some(data), ours: true };
     let client = chat_client::ChatClient::new(server.base_url());
     loop {
         if client.readyz().await.is_ok() {
@@ -196,6 +208,11 @@ pub async fn spawn_ours(name: &str, config: &OursConfig) -> Result<Server, Bench
     }
     server.ready_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(server)
+}
+
+/// The value of an unlabelled counter in an OpenMetrics text.
+fn counter(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 fn last_lines(text: &str, n: usize) -> String {
@@ -223,7 +240,7 @@ pub async fn spawn_bare(cpus: &str) -> Result<Server, BenchError> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
-    Ok(Server { name: "bare".to_owned(), child, pid, addr, ready_ms, _data: None })
+    Ok(Server { name: "bare".to_owned(), child, pid, addr, ready_ms, _data: None, ours: false })
 }
 
 /// Starts the Node Socket.IO peer (`node server.js` in `dir`), installing it with `npm ci`
@@ -297,7 +314,7 @@ pub async fn spawn_socketio(
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    Ok(Ok(Server { name: "socketio".to_owned(), child, pid, addr, ready_ms, _data: None }))
+    Ok(Ok(Server { name: "socketio".to_owned(), child, pid, addr, ready_ms, _data: None, ours: false }))
 }
 
 /// A fresh PostgreSQL database for one run, dropped by [`FreshDb::drop_db`].
@@ -381,4 +398,18 @@ pub async fn synchronous_commit(url: &str) -> Result<String, BenchError> {
 #[must_use]
 pub fn reachable(addr: &str) -> bool {
     addr.parse::<SocketAddr>().is_ok_and(|a| TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::counter;
+
+    #[test]
+    fn a_counter_is_read_by_its_exact_name() {
+        let text = "# TYPE chat_message_batches counter\nchat_message_batches_total 12\n\
+                    chat_message_batched_total 40\nchat_message_batched_total_other 7\n# EOF\n";
+        assert_eq!(counter(text, "chat_message_batches_total"), Some(12));
+        assert_eq!(counter(text, "chat_message_batched_total"), Some(40));
+        assert_eq!(counter(text, "chat_message_batch"), None);
+    }
 }

@@ -90,6 +90,10 @@ pub struct Step {
     pub generator_cpu_secs: f64,
     /// Server peak RSS after the step, KiB (largest process).
     pub server_hwm_kib: u64,
+    /// Our server's group commit during the step: messages per insert transaction (`None` for
+    /// a baseline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages_per_batch: Option<f64>,
 }
 
 impl Step {

@@ -702,6 +702,20 @@ impl ChatClient {
             other => Err(ClientError::from_response(other.as_u16(), None, &body)),
         }
     }
+
+    /// `GET /metrics`: the OpenMetrics text exposition, as served.
+    ///
+    /// # Errors
+    /// Transport errors, or a status other than 200.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let response = self.get("/metrics").send().await?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        if status != StatusCode::OK {
+            return Err(ClientError::from_response(status.as_u16(), None, &body));
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters, so that any device id is

@@ -12,11 +12,12 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpResponse, web};
 use chat_domain::error::DomainError;
+use chat_domain::message::GroupCommitStats;
 use chat_domain::realtime::RateKind;
 use chat_protocol::ws::client;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -147,6 +148,13 @@ impl Metrics {
         Self { registry, http_requests, http_duration, frames_in, message_send, rate_limited }
     }
 
+    /// Exposes the store's group commit — transactions of message inserts and the messages
+    /// they carried — read from `stats` at scrape time. Their ratio is the mean batch: 1 when
+    /// every send pays a commit (and a WAL sync or fsync) of its own.
+    pub fn count_batches(&mut self, stats: impl Fn() -> GroupCommitStats + Send + Sync + 'static) {
+        self.registry.register_collector(Box::new(BatchCounters(Box::new(stats))));
+    }
+
     /// One served request; `route` is the matched pattern (or `<unmatched>`).
     pub(crate) fn http_request(&self, method: &'static str, route: String, status: u16, elapsed: Duration) {
         let labels = RequestLabels { method, route, status };
@@ -224,6 +232,31 @@ impl Collector for HubGauges {
             let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
             let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
             gauge.encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
+/// The store's group-commit counters, read when scraped.
+struct BatchCounters(Box<dyn Fn() -> GroupCommitStats + Send + Sync>);
+
+impl std::fmt::Debug for BatchCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BatchCounters")
+    }
+}
+
+impl Collector for BatchCounters {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = (self.0)();
+        let counters = [
+            ("message_batches", "Group-commit transactions of message inserts.", stats.batches),
+            ("message_batched", "Messages carried by those transactions.", stats.messages),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
         }
         Ok(())
     }
@@ -312,6 +345,21 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line:?} missing in {text}");
         }
+    }
+
+    #[test]
+    fn group_commit_counters_are_read_at_each_scrape() {
+        let counters = Arc::new(chat_domain::message::GroupCommitCounters::default());
+        let mut metrics = Metrics::new(&Hub::new());
+        let source = Arc::clone(&counters);
+        metrics.count_batches(move || source.stats());
+        assert!(encoded(&metrics).contains("chat_message_batches_total 0\n"));
+        counters.record(3);
+        counters.record(1);
+        let text = encoded(&metrics);
+        assert!(text.contains("chat_message_batches_total 2\n"), "{text}");
+        assert!(text.contains("chat_message_batched_total 4\n"), "{text}");
+        assert!(text.contains("# TYPE chat_message_batched counter\n"), "{text}");
     }
 
     #[test]

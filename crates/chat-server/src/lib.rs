@@ -56,6 +56,9 @@ pub enum StartError {
     },
 }
 
+/// Reads the store's group-commit counters (for `/metrics`).
+type BatchStats = Box<dyn Fn() -> chat_domain::message::GroupCommitStats + Send + Sync>;
+
 /// Both stores implement every repository port; this turns one into the domain's port bundle.
 macro_rules! store_ports {
     ($store:expr) => {{
@@ -72,6 +75,10 @@ macro_rules! store_ports {
             store.clone() as Arc<dyn chat_domain::keys::KeyDirectory>,
             store.clone() as Arc<dyn chat_domain::audit::AuditLog>,
             store.clone() as Arc<dyn chat_domain::file::FileRepository>,
+            {
+                let store = store.clone();
+                Box::new(move || store.group_commit_stats()) as BatchStats
+            },
             Arc::new(Probe(store)) as Arc<dyn Readiness>,
         )
     }};
@@ -152,6 +159,7 @@ impl Application {
             key_directory,
             audit_log,
             file_rows,
+            batch_stats,
             readiness,
         ) = match &settings.store {
             Store::Sqlite(url) => store_ports!(Arc::new(
@@ -235,7 +243,9 @@ impl Application {
             ..GatewaySettings::default()
         };
         let housekeeping = tokio::spawn(expire_typing(chat.clone()));
-        let metrics = Arc::new(Metrics::new(realtime.hub()));
+        let mut metrics = Metrics::new(realtime.hub());
+        metrics.count_batches(batch_stats);
+        let metrics = Arc::new(metrics);
         let state = AppState { chat, readiness, realtime: realtime.clone(), limiter, gateway, metrics };
         let listener = TcpListener::bind(&settings.bind)
             .map_err(|source| StartError::Bind { addr: settings.bind.clone(), source })?;

@@ -2,11 +2,17 @@
 //!
 //! SQLite has one writer, and with `synchronous=FULL` every commit syncs the WAL: committing
 //! each message alone costs one fsync per message. So `insert_message` queues the message (a
-//! bounded channel) with a oneshot for its outcome, and one batcher task takes everything
-//! queued — up to [`MAX_BATCH`] — and inserts it in ONE `BEGIN IMMEDIATE` transaction on a
-//! blocking thread, answering each sender only after `COMMIT` returned: one fsync per batch,
-//! and nothing acknowledged that is not durable (a failed commit fails every message of the
-//! batch).
+//! bounded channel) with a oneshot for its outcome, and one writer thread takes everything
+//! queued — up to [`MAX_BATCH`] — and inserts it in ONE `BEGIN IMMEDIATE` transaction,
+//! answering each sender only after `COMMIT` returned: one fsync per batch, and nothing
+//! acknowledged that is not durable (a failed commit fails every message of the batch).
+//!
+//! The writer is a thread of its own with a connection of its own, outside the pool: a batch
+//! costs one wake-up of that thread and one of each sender (not a hop through a runtime task
+//! and the blocking pool as well), and the connection's page cache stays warm — SQLite drops a
+//! connection's whole cache when another connection wrote since its last transaction, so
+//! batches on whichever pooled connection was free read their B-tree pages back from the file
+//! each time (docs/benchmarks.md, round 9).
 //!
 //! Inside the batch each message runs the per-message insert (`messages::insert_in_batch`) in
 //! queue order: seqs are taken under the write lock (gapless, in commit order); a repeated
@@ -24,14 +30,13 @@ use std::sync::Arc;
 
 use chat_domain::error::RepoError;
 use chat_domain::message::{GroupCommitCounters, GroupCommitStats, InsertOutcome, NewMessage};
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::result::Error as DieselError;
 use diesel::sqlite::SqliteConnection;
-use diesel_async::pooled_connection::deadpool::Pool;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::messages::insert_in_batch;
 use crate::search::insert_docs;
-use crate::store::AsyncSqlite;
 
 /// The most messages committed in one transaction.
 pub(crate) const MAX_BATCH: usize = 256;
@@ -45,7 +50,11 @@ struct Request {
     reply: oneshot::Sender<Outcome>,
 }
 
-/// The senders' end of the batcher.
+/// Opens a configured connection to the database (the writer's, and its replacement after a
+/// failure that left it unusable).
+pub(crate) type Connect = Box<dyn Fn() -> Result<SqliteConnection, RepoError> + Send>;
+
+/// The senders' end of the writer.
 #[derive(Clone)]
 pub(crate) struct InsertQueue {
     tx: mpsc::Sender<Request>,
@@ -53,13 +62,20 @@ pub(crate) struct InsertQueue {
 }
 
 impl InsertQueue {
-    /// Starts the batcher on the current Tokio runtime; it stops once every clone of the queue
-    /// is dropped.
-    pub(crate) fn start(pool: Pool<AsyncSqlite>) -> Self {
+    /// Starts the writer thread on `writer`; it stops once every clone of the queue is
+    /// dropped.
+    ///
+    /// # Errors
+    /// When the thread cannot be spawned.
+    pub(crate) fn start(writer: SqliteConnection, connect: Connect) -> Result<Self, RepoError> {
         let counters = Arc::new(GroupCommitCounters::default());
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, rx, Arc::clone(&counters)));
-        Self { tx, counters }
+        let shared = Arc::clone(&counters);
+        std::thread::Builder::new()
+            .name("sqlite-writer".to_owned())
+            .spawn(move || write_loop(Some(writer), &connect, rx, &shared))
+            .map_err(|e| RepoError::new("starting the sqlite writer thread", e))?;
+        Ok(Self { tx, counters })
     }
 
     /// Queues `message` and waits for the commit of its batch.
@@ -71,8 +87,8 @@ impl InsertQueue {
         // (A full queue is waited on in order: the channel's semaphore is fair.)
         tokio::task::unconstrained(self.tx.send(Request { message, reply }))
             .await
-            .map_err(|_| RepoError::msg("the message batcher stopped"))?;
-        outcome.await.map_err(|_| RepoError::msg("the message batcher dropped a message"))?
+            .map_err(|_| RepoError::msg("the message writer stopped"))?;
+        outcome.await.map_err(|_| RepoError::msg("the message writer dropped a message"))?
     }
 
     pub(crate) fn stats(&self) -> GroupCommitStats {
@@ -80,23 +96,44 @@ impl InsertQueue {
     }
 }
 
-async fn run(pool: Pool<AsyncSqlite>, mut rx: mpsc::Receiver<Request>, counters: Arc<GroupCommitCounters>) {
+/// The writer thread: takes what is queued (waiting when nothing is), commits it, answers.
+fn write_loop(
+    mut conn: Option<SqliteConnection>,
+    connect: &Connect,
+    mut rx: mpsc::Receiver<Request>,
+    counters: &GroupCommitCounters,
+) {
     let mut requests = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut requests, MAX_BATCH).await > 0 {
+    while let Some(first) = rx.blocking_recv() {
+        requests.push(first);
+        while requests.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(request) => requests.push(request),
+                Err(_) => break,
+            }
+        }
         let size = requests.len() as u64;
         counters.record(size);
-        let span = tracing::debug_span!("insert_batch", size);
-        tracing::Instrument::instrument(commit_requests(&pool, &mut requests), span).await;
+        let _span = tracing::debug_span!("insert_batch", size).entered();
+        commit_requests(&mut conn, connect, &mut requests);
     }
 }
 
-/// Commits the queued requests (draining them) and answers each.
-async fn commit_requests(pool: &Pool<AsyncSqlite>, requests: &mut Vec<Request>) {
+/// Commits the queued requests (draining them) and answers each. A connection left unusable
+/// (its transaction state broken) is dropped and the next batch opens another.
+fn commit_requests(conn: &mut Option<SqliteConnection>, connect: &Connect, requests: &mut Vec<Request>) {
     let (messages, replies): (Vec<NewMessage>, Vec<_>) = requests.drain(..).map(|r| (r.message, r.reply)).unzip();
-    let outcomes = match pool.get().await {
-        Ok(mut conn) => conn.spawn_blocking(move |c| commit_batch(c, &messages)).await,
-        Err(e) => return fail_all(replies, &RepoError::new("checking out a sqlite connection", e)),
+    let c = match conn {
+        Some(c) => c,
+        None => match connect() {
+            Ok(fresh) => conn.insert(fresh),
+            Err(e) => return fail_all(replies, &e),
+        },
     };
+    let outcomes = commit_batch(c, &messages);
+    if outcomes.is_err() && AnsiTransactionManager::is_broken_transaction_manager(c) {
+        *conn = None;
+    }
     match outcomes {
         Ok(outcomes) => {
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
@@ -300,6 +337,48 @@ mod tests {
         let batch = vec![message(c[0], ada, None), broken.clone(), message(c[1], ada, None), message(c[0], ada, None)];
         assert_eq!(one_batch(&store, batch).await, [Seq(1), Failed, Seq(1), Seq(2)]);
         assert_eq!(store.find_message(broken.id).await.expect("find"), None);
+        assert_eq!(last_seq(&store, c[0]).await, 2);
+    }
+
+    /// Queues `messages` as the senders would and returns what each is answered.
+    fn queued(messages: Vec<NewMessage>) -> (Vec<Request>, Vec<oneshot::Receiver<Outcome>>) {
+        messages
+            .into_iter()
+            .map(|message| {
+                let (reply, answer) = oneshot::channel();
+                (Request { message, reply }, answer)
+            })
+            .unzip()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_opens_a_connection_when_it_has_none_and_fails_the_batch_when_it_cannot() {
+        let (dir, store, ada, c) = store_with(1).await;
+        let path = dir.path().join("chat.db").to_str().expect("utf-8").to_owned();
+        let unreachable: Connect = Box::new(|| Err(RepoError::msg("no database here")));
+        let (mut requests, answers) = queued(vec![message(c[0], ada, None), message(c[0], ada, None)]);
+        let mut conn = None;
+        tokio::task::block_in_place(|| commit_requests(&mut conn, &unreachable, &mut requests));
+        assert!(conn.is_none() && requests.is_empty());
+        for answer in answers {
+            let error = answer.await.expect("answered").expect_err("no connection, no commit");
+            let cause = std::error::Error::source(&error).map(ToString::to_string).unwrap_or_default();
+            assert_eq!(cause, "no database here", "{error:?}");
+        }
+        assert_eq!(last_seq(&store, c[0]).await, 0, "nothing was written");
+
+        let reachable: Connect = Box::new(move || crate::store::connect(&path));
+        let (mut requests, answers) = queued(vec![message(c[0], ada, None), message(c[0], ada, None)]);
+        tokio::task::block_in_place(|| commit_requests(&mut conn, &reachable, &mut requests));
+        assert!(conn.is_some(), "the connection opened is kept for the next batch");
+        let mut seqs = Vec::new();
+        for answer in answers {
+            match answer.await.expect("answered").expect("committed") {
+                InsertOutcome::Inserted(m) => seqs.push(m.seq),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(seqs, [1, 2]);
         assert_eq!(last_seq(&store, c[0]).await, 2);
     }
 

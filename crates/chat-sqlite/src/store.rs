@@ -37,7 +37,8 @@ pub(crate) type AsyncSqlite = SyncConnectionWrapper<SqliteConnection>;
 /// The embedded store: every repository port of `chat-domain` on one SQLite database file.
 ///
 /// Cheap to share behind an `Arc`; each call checks a connection out of a small pool and runs
-/// its statements on a blocking thread. Writers serialise on SQLite's single write lock
+/// its statements on a blocking thread, except message inserts, which a writer thread commits
+/// in batches on a connection of its own. Writers serialise on SQLite's single write lock
 /// (`BEGIN IMMEDIATE`), readers run concurrently beside them (WAL).
 pub struct SqliteStore {
     pool: Pool<AsyncSqlite>,
@@ -105,12 +106,18 @@ fn configure(conn: &mut SqliteConnection) -> QueryResult<()> {
     conn.batch_execute(CONNECTION_PRAGMAS)
 }
 
-/// Prepares the file, checks WAL took effect and runs pending migrations, on one short-lived
-/// synchronous connection.
-fn initialise(path: &Path, url: &str) -> Result<(), RepoError> {
-    prepare_file(path).map_err(|e| RepoError::new("creating the sqlite database file", e))?;
+/// Opens a connection to `url` with [`CONNECTION_PRAGMAS`] set.
+pub(crate) fn connect(url: &str) -> Result<SqliteConnection, RepoError> {
     let mut conn = SqliteConnection::establish(url).map_err(|e| RepoError::new("opening the sqlite database", e))?;
     configure(&mut conn).map_err(|e| RepoError::new("configuring a sqlite connection", e))?;
+    Ok(conn)
+}
+
+/// Prepares the file, checks WAL took effect and runs pending migrations; returns the
+/// connection that did it, which becomes the message writer's.
+fn initialise(path: &Path, url: &str) -> Result<SqliteConnection, RepoError> {
+    prepare_file(path).map_err(|e| RepoError::new("creating the sqlite database file", e))?;
+    let mut conn = connect(url)?;
     let mode = diesel::sql_query("PRAGMA journal_mode")
         .get_result::<JournalMode>(&mut conn)
         .map_err(|e| RepoError::new("reading the sqlite journal mode", e))?;
@@ -122,15 +129,15 @@ fn initialise(path: &Path, url: &str) -> Result<(), RepoError> {
     for version in applied {
         tracing::info!(%version, "applied sqlite migration");
     }
-    Ok(())
+    Ok(conn)
 }
 
 impl SqliteStore {
     /// Opens (creating parent directories and the file if needed) the database at `url`, which
     /// is `sqlite://relative/or/absolute/path.db` or a bare path; sets WAL, `synchronous=FULL`
     /// (nothing acknowledged may be lost), `foreign_keys=ON` and `busy_timeout=5000` on every
-    /// pooled connection; runs the embedded migrations. At most `max_connections` (at least
-    /// one) connections are opened.
+    /// connection; runs the embedded migrations. At most `max_connections` (at least one)
+    /// pooled connections are opened, beside the message writer's own (`group_commit.rs`).
     ///
     /// Must be called inside a Tokio runtime, which the store keeps using afterwards.
     ///
@@ -141,12 +148,12 @@ impl SqliteStore {
     pub async fn open(url: &str, max_connections: usize) -> Result<Self, RepoError> {
         let path = database_path(url)?;
         let conn_url = path.to_str().ok_or_else(|| RepoError::msg("sqlite database path is not UTF-8"))?.to_owned();
-        {
+        let writer = {
             let (path, conn_url) = (path.clone(), conn_url.clone());
             tokio::task::spawn_blocking(move || initialise(&path, &conn_url))
                 .await
-                .map_err(|e| RepoError::new("initialising the sqlite database", e))??;
-        }
+                .map_err(|e| RepoError::new("initialising the sqlite database", e))??
+        };
 
         let mut config = ManagerConfig::<AsyncSqlite>::default();
         config.recycling_method = RecyclingMethod::Fast;
@@ -158,12 +165,13 @@ impl SqliteStore {
                 Ok(conn)
             })
         });
+        let writer_url = conn_url.clone();
         let manager = AsyncDieselConnectionManager::new_with_config(conn_url, config);
         let pool = Pool::builder(manager)
             .max_size(max_connections.max(1))
             .build()
             .map_err(|e| RepoError::new("building the sqlite connection pool", e))?;
-        let inserts = crate::group_commit::InsertQueue::start(pool.clone());
+        let inserts = crate::group_commit::InsertQueue::start(writer, Box::new(move || connect(&writer_url)))?;
         let store = Self { pool, path, inserts };
         store.ping().await?;
         Ok(store)

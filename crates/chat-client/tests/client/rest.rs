@@ -261,3 +261,23 @@ async fn health_and_readiness_answer_ok() {
     assert_eq!(client.healthz().await.expect("healthz").status, "ok");
     assert_eq!(client.readyz().await.expect("readyz").status, "ok");
 }
+
+#[tokio::test]
+async fn metrics_count_the_group_commits_of_messages_sent() {
+    let server = TestServer::spawn().await;
+    let cast = Cast::new(&server).await;
+    let channel = cast.channel("general").await;
+    let counter = |text: &str, name: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} missing in {text}"));
+        line[name.len()..].trim().parse().unwrap_or_else(|e| panic!("{line}: {e}"))
+    };
+    let before = cast.alice.metrics().await.expect("metrics");
+    for text in ["one", "two", "three"] {
+        cast.alice.send_text(channel.id, text).await.expect("send");
+    }
+    let after = cast.alice.metrics().await.expect("metrics");
+    let batched = counter(&after, "chat_message_batched_total ") - counter(&before, "chat_message_batched_total ");
+    let batches = counter(&after, "chat_message_batches_total ") - counter(&before, "chat_message_batches_total ");
+    assert_eq!(batched, 3, "three sends, one after the other");
+    assert_eq!(batches, 3, "each waited for its own commit before the next was sent");
+}
