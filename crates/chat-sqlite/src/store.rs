@@ -328,6 +328,26 @@ mod tests {
         }
     }
 
+    #[derive(QueryableByName)]
+    struct CompileOption {
+        #[diesel(sql_type = Text)]
+        compile_options: String,
+    }
+
+    /// `.cargo/config.toml` passes `LIBSQLITE3_FLAGS` (`fdatasync` for the WAL syncs, no
+    /// memory-usage counters) to the bundled SQLite's build; SQLite lists the second.
+    #[test]
+    fn the_bundled_sqlite_is_built_with_the_workspace_flags() {
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        let options: Vec<String> = diesel::sql_query("PRAGMA compile_options")
+            .load::<CompileOption>(&mut conn)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.compile_options)
+            .collect();
+        assert!(options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+    }
+
     #[test]
     fn urls_and_bare_paths_name_the_same_file() {
         assert_eq!(database_path("sqlite://data/chat.db").unwrap(), PathBuf::from("data/chat.db"));

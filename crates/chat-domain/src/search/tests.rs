@@ -3,7 +3,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::tokens::{MAX_PREFIX_CHARS, MAX_QUERY_CHARS, MAX_TOKENS_PER_MESSAGE, index_tokens, normalize};
+use super::tokens::{
+    MAX_PREFIX_CHARS, MAX_QUERY_CHARS, MAX_TOKENS_PER_MESSAGE, index_tokens, normalize, normalize_unicode,
+};
 use super::*;
 use crate::conversation::ConversationRole::{Admin, Member as Plain};
 use crate::conversation::{Conversation, ConversationListing, ConversationType};
@@ -43,6 +45,15 @@ fn compatibility_forms_and_decomposed_accents_normalise_alike() {
     assert_eq!(normalize("\u{ff28}\u{ff49}"), "hi");
     assert_eq!(normalize("\u{fb01}le"), "file");
     assert_eq!(tokens("Cafe\u{301}"), tokens("caf\u{e9}"));
+}
+
+#[test]
+fn ascii_text_normalises_as_unicode_text_does() {
+    let every_ascii: String = (0..=127u8).map(char::from).collect();
+    assert_eq!(normalize(&every_ascii), normalize_unicode(&every_ascii));
+    let sentence = "Meet @ 10:30 -- Room B2, bring the Q3 DECK & snacks!";
+    assert_eq!(normalize(sentence), normalize_unicode(sentence));
+    assert_eq!(normalize(sentence), "meet @ 10:30 -- room b2, bring the q3 deck & snacks!");
 }
 
 #[test]

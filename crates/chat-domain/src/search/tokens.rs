@@ -45,9 +45,18 @@ pub const MAX_QUERY_CHARS: usize = 256;
 /// Most words in a search query.
 pub const MAX_QUERY_TERMS: usize = 8;
 
-/// NFKC, lower-cased, NFKC again.
+/// NFKC, lower-cased, NFKC again. ASCII text is its own NFKC, and its lower case is ASCII,
+/// so it only has its letters lowered (the common case, without two passes of normalisation).
 #[must_use]
 pub fn normalize(text: &str) -> String {
+    if text.is_ascii() {
+        return text.to_ascii_lowercase();
+    }
+    normalize_unicode(text)
+}
+
+/// [`normalize`] without the ASCII shortcut.
+pub(crate) fn normalize_unicode(text: &str) -> String {
     let folded: String = text.nfkc().collect::<String>().to_lowercase();
     folded.nfkc().collect()
 }
