@@ -72,8 +72,8 @@ pub struct Server {
     pub ready_ms: f64,
     /// Its temporary data directory (kept until the server is dropped).
     _data: Option<tempfile::TempDir>,
-    /// Whether it serves our `/metrics` (only `chat-server` does).
-    ours: bool,
+    /// A REST client of it when it is ours (`chat-server`), whose `/metrics` the bench reads.
+    ours: Option<chat_client::ChatClient>,
 }
 
 impl Server {
@@ -98,10 +98,7 @@ impl Server {
     /// Its group commit so far — `(transactions, messages)` of message inserts, read from
     /// `/metrics` — or `None` for a baseline or when the scrape fails.
     pub async fn batches(&self) -> Option<(u64, u64)> {
-        if !self.ours {
-            return None;
-        }
-        let text = chat_client::ChatClient::new(self.base_url()).metrics().await.ok()?;
+        let text = self.ours.as_ref()?.metrics().await.ok()?;
         Some((counter(&text, "chat_message_batches_total")?, counter(&text, "chat_message_batched_total")?))
     }
 
@@ -190,7 +187,7 @@ pub async fn spawn_ours(name: &str, config: &OursConfig) -> Result<Server, Bench
     let child = cmd.spawn().map_err(BenchError::io(format!("spawn {}", config.binary.display())))?;
     let pid = child.id().ok_or_else(|| BenchError::setup("server exited at once"))?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut server = Server { name: name.to_owned(), child, pid, addr, ready_ms: 0.0, _data: Some(data), ours: true };
+    let mut server = Server { name: name.to_owned(), child, pid, addr, ready_ms: 0.0, _data: Some(data), ours: None };
     let client = chat_client::ChatClient::new(server.base_url());
     loop {
         if client.readyz().await.is_ok() {
@@ -207,6 +204,7 @@ pub async fn spawn_ours(name: &str, config: &OursConfig) -> Result<Server, Bench
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     server.ready_ms = started.elapsed().as_secs_f64() * 1000.0;
+    server.ours = Some(client);
     Ok(server)
 }
 
@@ -240,7 +238,7 @@ pub async fn spawn_bare(cpus: &str) -> Result<Server, BenchError> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
-    Ok(Server { name: "bare".to_owned(), child, pid, addr, ready_ms, _data: None, ours: false })
+    Ok(Server { name: "bare".to_owned(), child, pid, addr, ready_ms, _data: None, ours: None })
 }
 
 /// Starts the Node Socket.IO peer (`node server.js` in `dir`), installing it with `npm ci`
@@ -314,7 +312,7 @@ pub async fn spawn_socketio(
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    Ok(Ok(Server { name: "socketio".to_owned(), child, pid, addr, ready_ms, _data: None, ours: false }))
+    Ok(Ok(Server { name: "socketio".to_owned(), child, pid, addr, ready_ms, _data: None, ours: None }))
 }
 
 /// A fresh PostgreSQL database for one run, dropped by [`FreshDb::drop_db`].

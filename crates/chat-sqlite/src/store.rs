@@ -15,7 +15,6 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::Text;
-use diesel_async::AsyncConnection;
 use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
@@ -106,10 +105,11 @@ fn configure(conn: &mut SqliteConnection) -> QueryResult<()> {
     conn.batch_execute(CONNECTION_PRAGMAS)
 }
 
-/// Opens a connection to `url` with [`CONNECTION_PRAGMAS`] set.
-pub(crate) fn connect(url: &str) -> Result<SqliteConnection, RepoError> {
-    let mut conn = SqliteConnection::establish(url).map_err(|e| RepoError::new("opening the sqlite database", e))?;
-    configure(&mut conn).map_err(|e| RepoError::new("configuring a sqlite connection", e))?;
+/// Opens a connection to `url` with [`CONNECTION_PRAGMAS`] set: every connection of the store
+/// (the migrating one that becomes the message writer's, its replacements, the pooled ones).
+pub(crate) fn connect(url: &str) -> diesel::ConnectionResult<SqliteConnection> {
+    let mut conn = SqliteConnection::establish(url)?;
+    configure(&mut conn).map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
     Ok(conn)
 }
 
@@ -117,7 +117,7 @@ pub(crate) fn connect(url: &str) -> Result<SqliteConnection, RepoError> {
 /// connection that did it, which becomes the message writer's.
 fn initialise(path: &Path, url: &str) -> Result<SqliteConnection, RepoError> {
     prepare_file(path).map_err(|e| RepoError::new("creating the sqlite database file", e))?;
-    let mut conn = connect(url)?;
+    let mut conn = connect(url).map_err(|e| RepoError::new("opening the sqlite database", e))?;
     let mode = diesel::sql_query("PRAGMA journal_mode")
         .get_result::<JournalMode>(&mut conn)
         .map_err(|e| RepoError::new("reading the sqlite journal mode", e))?;
@@ -160,9 +160,10 @@ impl SqliteStore {
         config.custom_setup = Box::new(|url| {
             let url = url.to_owned();
             Box::pin(async move {
-                let mut conn = AsyncSqlite::establish(&url).await?;
-                conn.spawn_blocking(configure).await.map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                Ok(conn)
+                tokio::task::spawn_blocking(move || connect(&url))
+                    .await
+                    .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?
+                    .map(AsyncSqlite::new)
             })
         });
         let writer_url = conn_url.clone();
@@ -171,7 +172,8 @@ impl SqliteStore {
             .max_size(max_connections.max(1))
             .build()
             .map_err(|e| RepoError::new("building the sqlite connection pool", e))?;
-        let inserts = crate::group_commit::InsertQueue::start(writer, Box::new(move || connect(&writer_url)))?;
+        let reconnect = move || connect(&writer_url).map_err(|e| RepoError::new("opening the sqlite database", e));
+        let inserts = crate::group_commit::InsertQueue::start(writer, Box::new(reconnect))?;
         let store = Self { pool, path, inserts };
         store.ping().await?;
         Ok(store)
