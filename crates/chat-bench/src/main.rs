@@ -4,13 +4,14 @@
 //! chat-bench [--profile quick|full] [--only startup,fanout,durable,idle,two-nodes]
 //!            [--out docs/bench] [--server-binary target/release/chat-server]
 //!            [--database-url postgres://postgres@127.0.0.1/postgres] [--redis-url redis://127.0.0.1:6379]
-//!            [--shapes 100x10:2,…] [--ladder 12500,…] [--step-secs S]
+//!            [--shapes 100x10:2,…] [--ladder 12500,…] [--refine N] [--step-secs S]
 //! chat-bench bare-server --port N
 //! ```
 //!
-//! `--shapes`, `--ladder` and `--step-secs` replace the profile's fan-out shapes (groups ×
-//! size : senders), offered loads and step length — to hold one step long enough to profile
-//! the server under it, e.g. `--only fanout --shapes 100x10:2 --ladder 12500 --step-secs 30`.
+//! `--shapes`, `--ladder`, `--refine` and `--step-secs` replace the profile's fan-out shapes
+//! (groups × size : senders), offered loads, refining steps after the first failure and step
+//! length — to hold one step long enough to profile the server under it, e.g.
+//! `--only fanout --shapes 100x10:2 --ladder 12500 --refine 0 --step-secs 30`.
 
 #![forbid(unsafe_code)]
 
@@ -27,7 +28,7 @@ use chat_bench::{bare, charts};
 
 const USAGE: &str = "usage: chat-bench [--profile quick|full] [--only startup,fanout,durable,idle,two-nodes] \
                      [--out DIR] [--server-binary PATH] [--database-url URL] [--redis-url URL] \
-                     [--shapes GxS:K,…] [--ladder LOAD,…] [--step-secs S]\n       \
+                     [--shapes GxS:K,…] [--ladder LOAD,…] [--refine N] [--step-secs S]\n       \
                      chat-bench bare-server --port N";
 const PHASES: [&str; 5] = ["startup", "fanout", "durable", "idle", "two-nodes"];
 
@@ -72,6 +73,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--redis-url" => parsed.redis_url = value()?,
             "--shapes" => overrides.shapes = Some(value()?),
             "--ladder" => overrides.ladder = Some(value()?),
+            "--refine" => overrides.refine = Some(value()?),
             "--step-secs" => overrides.step_secs = Some(value()?),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
@@ -86,6 +88,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
 struct Overrides {
     shapes: Option<String>,
     ladder: Option<String>,
+    refine: Option<String>,
     step_secs: Option<String>,
 }
 
@@ -99,6 +102,9 @@ impl Overrides {
                 .split(',')
                 .map(|l| l.parse::<f64>().ok().filter(|l| *l > 0.0).ok_or_else(|| format!("bad offered load {l}")))
                 .collect::<Result<_, _>>()?;
+        }
+        if let Some(n) = self.refine {
+            profile.refine = n.parse::<u32>().map_err(|_| format!("bad number of refining steps {n}"))?;
         }
         if let Some(secs) = self.step_secs {
             profile.step_secs =
@@ -210,10 +216,12 @@ fn run(args: Args) -> Result<(), String> {
             .to_owned(),
         format!("messages: {} bytes of content", chat_bench::wire::CONTENT_LEN),
         format!(
-            "fan-out shapes {}; ladder {} deliveries/s, {} s per step; stop at the first failing step",
+            "fan-out shapes {}; ladder {} deliveries/s, {} s per step; stop at the first failing step, \
+             then {} refining step(s) between the capacity and that failure",
             p.shapes.iter().map(|s| format!("{} (senders {})", s.label(), s.senders)).collect::<Vec<_>>().join(", "),
             p.ladder.iter().map(|l| format!("{:.0}k", l / 1000.0)).collect::<Vec<_>>().join("/"),
-            p.step_secs
+            p.step_secs,
+            p.refine
         ),
         format!(
             "durable: {} conversations × 2 senders, window {}, {} s; naive: {:?} (conversations, writers, messages)",
@@ -299,6 +307,8 @@ mod tests {
             "full",
             "--step-secs",
             "30",
+            "--refine",
+            "0",
         ])
         .expect("valid");
         assert_eq!(
@@ -307,8 +317,9 @@ mod tests {
         );
         assert_eq!(a.profile.ladder, vec![12_500.0, 25_000.0]);
         assert!((a.profile.step_secs - 30.0).abs() < f64::EPSILON);
+        assert_eq!(a.profile.refine, 0);
         assert_eq!(a.profile.durable_conversations, 50, "the rest of the full profile stays");
-        for bad in [&["--shapes", "10x5:6"][..], &["--shapes", "10by5"], &["--ladder", "0"], &["--step-secs", "-1"]] {
+        for bad in [&["--shapes", "10x5:6"][..], &["--shapes", "10by5"], &["--ladder", "0"], &["--step-secs", "-1"], &["--refine", "-1"]] {
             assert!(args(bad).is_err(), "{bad:?} was accepted");
         }
     }

@@ -16,6 +16,10 @@ pub struct Profile {
     pub shapes: Vec<Shape>,
     /// Offered deliveries/s, stepped up until a step fails.
     pub ladder: Vec<f64>,
+    /// Steps run after the first failure to narrow the capacity down (each halves the ratio
+    /// between the capacity found and the failing load above it: a doubling ladder alone
+    /// resolves capacities only to powers of two).
+    pub refine: u32,
     /// Seconds each step sends.
     pub step_secs: f64,
     /// Scenario 2: conversations (two members each, both sending).
@@ -49,6 +53,7 @@ impl Profile {
                 name: "quick".to_owned(),
                 shapes: vec![Shape { groups: 10, size: 10, senders: 2 }, Shape { groups: 1, size: 100, senders: 5 }],
                 ladder: ladder(12_500.0, 100_000.0, 2.0),
+                refine: 1,
                 step_secs: 1.5,
                 durable_conversations: 10,
                 durable_window: 8,
@@ -69,6 +74,7 @@ impl Profile {
                     Shape { groups: 1, size: 1000, senders: 20 },
                 ],
                 ladder: ladder(12_500.0, 1_600_000.0, 2.0),
+                refine: 2,
                 step_secs: 3.0,
                 durable_conversations: 50,
                 durable_window: 8,

@@ -17,8 +17,11 @@ use crate::profile::Profile;
 use crate::provision::{self, World};
 use crate::report::{Durable, Fanout, Idle, Naive, Report, Shape, Startup};
 use crate::server::{self, FreshDb, OursConfig, Server, Store};
-use crate::stats::{Latency, Step, capacity};
+use crate::stats::{Latency, Step, capacity, refinement};
 use crate::wire::Protocol;
+
+/// Refining stops once the capacity and the failure above it are this close (5 %).
+const MIN_REFINEMENT: f64 = 1.05;
 
 /// Where things are and which cores to use.
 #[derive(Clone, Debug)]
@@ -232,7 +235,8 @@ impl Runner {
         step
     }
 
-    /// Steps up `ladder` until a step fails, then measures half the capacity found if no step
+    /// Steps up `ladder` until a step fails, refines the capacity found between its last pass
+    /// and that failure (`Profile::refine` steps), then measures half that capacity if no step
     /// did (the latency targets are read there).
     async fn ladder(
         &mut self,
@@ -276,9 +280,17 @@ impl Runner {
             // Let queues settle between steps.
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        // Narrow the capacity down between the last pass and the first failure above it.
+        for _ in 0..self.env.profile.refine {
+            let Some(offered) = refinement(&steps, MIN_REFINEMENT) else { break };
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let step =
+                self.paced(conns, senders, per_sender(offered), recipients, servers, offered, " (refining)").await;
+            steps.push(step);
+        }
         // Latency targets are read at half the capacity: measure that load when no step did.
         if let Some(half) = capacity(&steps).map(|c| (c / 2.0).round())
-            && !steps.iter().any(|s| s.offered_per_sec <= half * 1.01)
+            && !steps.iter().any(|s| (s.offered_per_sec - half).abs() <= half * 0.01)
         {
             tokio::time::sleep(Duration::from_millis(500)).await;
             let step =

@@ -140,6 +140,22 @@ pub fn capacity(steps: &[Step]) -> Option<f64> {
     steps.iter().filter(|s| s.passes()).map(|s| s.offered_per_sec).reduce(f64::max)
 }
 
+/// The next load to try between the capacity found so far and the failing load just above
+/// it: their geometric midpoint, so that each refinement halves the ratio between the two
+/// (a doubling ladder gives capacities, and ratios of capacities, only as powers of two).
+/// `None` when no step passed, when none failed above the capacity, or when the two are
+/// within `min_ratio` of each other.
+#[must_use]
+pub fn refinement(steps: &[Step], min_ratio: f64) -> Option<f64> {
+    let passed = capacity(steps)?;
+    let failed = steps
+        .iter()
+        .filter(|s| !s.passes() && s.offered_per_sec > passed)
+        .map(|s| s.offered_per_sec)
+        .reduce(f64::min)?;
+    (failed / passed > min_ratio).then(|| (passed * failed).sqrt().round())
+}
+
 /// Offered loads from `start` up to `end` (inclusive when reached), each `factor` × the one before.
 #[must_use]
 pub fn ladder(start: f64, end: f64, factor: f64) -> Vec<f64> {
@@ -225,6 +241,24 @@ mod tests {
         assert!((s.server_cpu_us_per_delivery() - 50.0).abs() < 1e-9);
         assert!((s.generator_utilisation() - 0.5).abs() < 1e-9);
         assert!((ratio(1.0, 0.0)).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn refinement_bisects_between_the_capacity_and_the_failure_above_it() {
+        let pass = |load| step(load, 100, 100, 10);
+        let fail = |load| step(load, 50, 100, 10);
+        let mut steps = vec![pass(100_000.0), pass(200_000.0), fail(400_000.0)];
+        assert_eq!(refinement(&steps, 1.1), Some(282_843.0));
+        steps.push(fail(282_843.0));
+        assert_eq!(refinement(&steps, 1.1), Some(237_842.0), "below the new failure");
+        steps.push(pass(237_842.0));
+        assert_eq!(refinement(&steps, 1.1), Some(259_368.0), "above the new capacity");
+        assert_eq!(refinement(&steps, 1.1), refinement(&steps, 1.09));
+        assert_eq!(refinement(&steps, 1.2), None, "close enough already");
+        // A failure below the capacity (a noisy step) does not bound it.
+        assert_eq!(refinement(&[fail(50_000.0), pass(100_000.0), fail(200_000.0)], 1.1), Some(141_421.0));
+        assert_eq!(refinement(&[pass(100_000.0), pass(200_000.0)], 1.1), None, "nothing failed");
+        assert_eq!(refinement(&[fail(100_000.0)], 1.1), None, "nothing passed");
     }
 
     #[test]
