@@ -27,6 +27,7 @@
 
 mod attachments;
 mod audit;
+mod checkpoint;
 mod conversations;
 mod files;
 mod group_commit;

@@ -25,10 +25,12 @@ pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migra
 
 /// Set on every pooled connection. `busy_timeout` comes first so that the others wait for a
 /// lock instead of failing; WAL lets readers run beside the single writer; `synchronous=FULL`
-/// syncs the WAL on every commit, so nothing acknowledged is lost to a power cut.
+/// syncs the WAL on every commit, so nothing acknowledged is lost to a power cut. No commit
+/// checkpoints the WAL: a thread of the store does (`checkpoint.rs`).
 const CONNECTION_PRAGMAS: &str = "PRAGMA busy_timeout = 5000;
      PRAGMA journal_mode = WAL;
      PRAGMA synchronous = FULL;
+     PRAGMA wal_autocheckpoint = 0;
      PRAGMA foreign_keys = ON;";
 
 pub(crate) type AsyncSqlite = SyncConnectionWrapper<SqliteConnection>;
@@ -44,6 +46,8 @@ pub struct SqliteStore {
     path: PathBuf,
     /// Message inserts go through group commit (`group_commit.rs`).
     pub(crate) inserts: crate::group_commit::InsertQueue,
+    /// Checkpoints the WAL off the commit path (`checkpoint.rs`); stops with the store.
+    _checkpointer: crate::checkpoint::Checkpointer,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -166,7 +170,7 @@ impl SqliteStore {
                     .map(AsyncSqlite::new)
             })
         });
-        let writer_url = conn_url.clone();
+        let (writer_url, checkpoint_url) = (conn_url.clone(), conn_url.clone());
         let manager = AsyncDieselConnectionManager::new_with_config(conn_url, config);
         let pool = Pool::builder(manager)
             .max_size(max_connections.max(1))
@@ -174,7 +178,11 @@ impl SqliteStore {
             .map_err(|e| RepoError::new("building the sqlite connection pool", e))?;
         let reconnect = move || connect(&writer_url).map_err(|e| RepoError::new("opening the sqlite database", e));
         let inserts = crate::group_commit::InsertQueue::start(writer, Box::new(reconnect))?;
-        let store = Self { pool, path, inserts };
+        let checkpointer = crate::checkpoint::Checkpointer::start(
+            Box::new(move || connect(&checkpoint_url).map_err(|e| RepoError::new("opening the sqlite database", e))),
+            crate::checkpoint::INTERVAL,
+        )?;
+        let store = Self { pool, path, inserts, _checkpointer: checkpointer };
         store.ping().await?;
         Ok(store)
     }
@@ -278,13 +286,31 @@ mod tests {
         timeout: i32,
     }
 
-    fn settings(c: &mut SqliteConnection) -> QueryResult<(String, i32, i32, i32)> {
-        Ok((
-            diesel::sql_query("PRAGMA journal_mode").get_result::<JournalMode>(c)?.journal_mode,
-            diesel::sql_query("PRAGMA synchronous").get_result::<Synchronous>(c)?.synchronous,
-            diesel::sql_query("PRAGMA foreign_keys").get_result::<ForeignKeys>(c)?.foreign_keys,
-            diesel::sql_query("PRAGMA busy_timeout").get_result::<BusyTimeout>(c)?.timeout,
-        ))
+    #[derive(QueryableByName)]
+    struct WalAutocheckpoint {
+        #[diesel(sql_type = Integer)]
+        wal_autocheckpoint: i32,
+    }
+
+    #[derive(Debug, PartialEq, Eq)]
+    struct Settings {
+        journal_mode: String,
+        synchronous: i32,
+        foreign_keys: i32,
+        busy_timeout: i32,
+        wal_autocheckpoint: i32,
+    }
+
+    fn settings(c: &mut SqliteConnection) -> QueryResult<Settings> {
+        Ok(Settings {
+            journal_mode: diesel::sql_query("PRAGMA journal_mode").get_result::<JournalMode>(c)?.journal_mode,
+            synchronous: diesel::sql_query("PRAGMA synchronous").get_result::<Synchronous>(c)?.synchronous,
+            foreign_keys: diesel::sql_query("PRAGMA foreign_keys").get_result::<ForeignKeys>(c)?.foreign_keys,
+            busy_timeout: diesel::sql_query("PRAGMA busy_timeout").get_result::<BusyTimeout>(c)?.timeout,
+            wal_autocheckpoint: diesel::sql_query("PRAGMA wal_autocheckpoint")
+                .get_result::<WalAutocheckpoint>(c)?
+                .wal_autocheckpoint,
+        })
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -321,13 +347,21 @@ mod tests {
             held.push(store.pool.get().await.unwrap());
         }
         assert_eq!(store.pool.status().size, 3);
+        let expected = Settings {
+            journal_mode: "wal".to_owned(),
+            synchronous: 2, // FULL
+            foreign_keys: 1,
+            busy_timeout: 5000,
+            // The store's checkpoint thread checkpoints the WAL, no commit does.
+            wal_autocheckpoint: 0,
+        };
         for conn in &mut held {
-            let (journal_mode, synchronous, foreign_keys, busy_timeout) = conn.spawn_blocking(settings).await.unwrap();
-            assert_eq!(journal_mode, "wal");
-            assert_eq!(synchronous, 2, "synchronous=FULL");
-            assert_eq!(foreign_keys, 1);
-            assert_eq!(busy_timeout, 5000);
+            assert_eq!(conn.spawn_blocking(settings).await.unwrap(), expected);
         }
+        // So are the message writer's and the checkpoint thread's: they open theirs with
+        // `connect`, as the pool does.
+        let path = dir.path().join("chat.db");
+        assert_eq!(settings(&mut connect(path.to_str().unwrap()).unwrap()).unwrap(), expected);
     }
 
     #[derive(QueryableByName)]
