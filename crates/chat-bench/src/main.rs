@@ -319,7 +319,13 @@ mod tests {
         assert!((a.profile.step_secs - 30.0).abs() < f64::EPSILON);
         assert_eq!(a.profile.refine, 0);
         assert_eq!(a.profile.durable_conversations, 50, "the rest of the full profile stays");
-        for bad in [&["--shapes", "10x5:6"][..], &["--shapes", "10by5"], &["--ladder", "0"], &["--step-secs", "-1"], &["--refine", "-1"]] {
+        for bad in [
+            &["--shapes", "10x5:6"][..],
+            &["--shapes", "10by5"],
+            &["--ladder", "0"],
+            &["--step-secs", "-1"],
+            &["--refine", "-1"],
+        ] {
             assert!(args(bad).is_err(), "{bad:?} was accepted");
         }
     }

@@ -80,7 +80,8 @@ mod tests {
     #[test]
     fn text_of_characters_kept_as_is_is_what_ammonia_returns() {
         let cleaner = AmmoniaSanitizer::default();
-        let kept: Vec<char> = (0..=u32::from(char::MAX)).filter_map(char::from_u32).filter(|&c| kept_as_is(c)).collect();
+        let kept: Vec<char> =
+            (0..=u32::from(char::MAX)).filter_map(char::from_u32).filter(|&c| kept_as_is(c)).collect();
         assert!(kept.len() > 1_000_000, "{} characters", kept.len());
         for run in kept.chunks(4096) {
             let text: String = run.iter().flat_map(|&c| [c, ' ', c, 'x']).collect();
@@ -91,7 +92,10 @@ mod tests {
         for c in ['<', '>', '&', '\u{A0}', '\r', '\0', '\u{7}', '\u{85}', '\u{202E}'] {
             assert!(!kept_as_is(c), "{c:?}");
         }
-        assert_eq!(clean("plain text, \"quoted\" — ünïcödé 👍\n\tnext line"), "plain text, \"quoted\" — ünïcödé 👍\n\tnext line");
+        assert_eq!(
+            clean("plain text, \"quoted\" — ünïcödé 👍\n\tnext line"),
+            "plain text, \"quoted\" — ünïcödé 👍\n\tnext line"
+        );
     }
 
     #[test]
