@@ -73,7 +73,7 @@ mod tests {
     use diesel::connection::SimpleConnection;
 
     use super::*;
-    use crate::store::connect;
+    use crate::store::{connect, connector};
 
     fn len(path: &Path) -> u64 {
         std::fs::metadata(path).map_or(0, |m| m.len())
@@ -97,11 +97,7 @@ mod tests {
         assert!(len(&path) < written / 10, "a commit checkpointed: the file has {} bytes", len(&path));
         assert!(len(&path.with_extension("db-wal")) > written, "the rows are in the WAL");
 
-        let _thread = Checkpointer::start(
-            Box::new(move || connect(&url).map_err(|e| RepoError::new("opening", e))),
-            Duration::from_millis(10),
-        )
-        .unwrap();
+        let _thread = Checkpointer::start(connector(url), Duration::from_millis(10)).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while len(&path) < written && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));

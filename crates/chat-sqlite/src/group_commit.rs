@@ -367,7 +367,7 @@ mod tests {
         }
         assert_eq!(last_seq(&store, c[0]).await, 0, "nothing was written");
 
-        let reachable: Connect = Box::new(move || crate::store::connect(&path).map_err(|e| RepoError::new("open", e)));
+        let reachable = crate::store::connector(path);
         let (mut requests, answers) = queued(vec![message(c[0], ada, None), message(c[0], ada, None)]);
         tokio::task::block_in_place(|| commit_requests(&mut conn, &reachable, &mut requests));
         assert!(conn.is_some(), "the connection opened is kept for the next batch");

@@ -23,7 +23,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 /// The schema, compiled in: `open` brings any database file up to date.
 pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 
-/// Set on every pooled connection. `busy_timeout` comes first so that the others wait for a
+/// Set on every connection of the store. `busy_timeout` comes first so that the others wait for a
 /// lock instead of failing; WAL lets readers run beside the single writer; `synchronous=FULL`
 /// syncs the WAL on every commit, so nothing acknowledged is lost to a power cut. No commit
 /// checkpoints the WAL: a thread of the store does (`checkpoint.rs`).
@@ -117,6 +117,12 @@ pub(crate) fn connect(url: &str) -> diesel::ConnectionResult<SqliteConnection> {
     Ok(conn)
 }
 
+/// [`connect`] as the store's own threads call it, for `url`: the message writer (again after
+/// a failure) and the WAL checkpointer.
+pub(crate) fn connector(url: String) -> crate::group_commit::Connect {
+    Box::new(move || connect(&url).map_err(|e| RepoError::new("opening the sqlite database", e)))
+}
+
 /// Prepares the file, checks WAL took effect and runs pending migrations; returns the
 /// connection that did it, which becomes the message writer's.
 fn initialise(path: &Path, url: &str) -> Result<SqliteConnection, RepoError> {
@@ -141,7 +147,8 @@ impl SqliteStore {
     /// is `sqlite://relative/or/absolute/path.db` or a bare path; sets WAL, `synchronous=FULL`
     /// (nothing acknowledged may be lost), `foreign_keys=ON` and `busy_timeout=5000` on every
     /// connection; runs the embedded migrations. At most `max_connections` (at least one)
-    /// pooled connections are opened, beside the message writer's own (`group_commit.rs`).
+    /// pooled connections are opened, beside the message writer's own (`group_commit.rs`)
+    /// and the WAL checkpointer's (`checkpoint.rs`).
     ///
     /// Must be called inside a Tokio runtime, which the store keeps using afterwards.
     ///
@@ -176,12 +183,9 @@ impl SqliteStore {
             .max_size(max_connections.max(1))
             .build()
             .map_err(|e| RepoError::new("building the sqlite connection pool", e))?;
-        let reconnect = move || connect(&writer_url).map_err(|e| RepoError::new("opening the sqlite database", e));
-        let inserts = crate::group_commit::InsertQueue::start(writer, Box::new(reconnect))?;
-        let checkpointer = crate::checkpoint::Checkpointer::start(
-            Box::new(move || connect(&checkpoint_url).map_err(|e| RepoError::new("opening the sqlite database", e))),
-            crate::checkpoint::INTERVAL,
-        )?;
+        let inserts = crate::group_commit::InsertQueue::start(writer, connector(writer_url))?;
+        let checkpointer =
+            crate::checkpoint::Checkpointer::start(connector(checkpoint_url), crate::checkpoint::INTERVAL)?;
         let store = Self { pool, path, inserts, _checkpointer: checkpointer };
         store.ping().await?;
         Ok(store)
