@@ -2,14 +2,13 @@
 //!
 //! In WAL mode a commit appends pages to the WAL; a checkpoint copies them back into the
 //! database file and syncs it. SQLite's default runs that checkpoint inside the COMMIT that
-//! takes the WAL past 1,000 pages — on the message writer, that is one batch in every few
-//! hundred waiting for a copy and a sync of the database file before its senders hear back,
-//! and every message queued behind it waiting too (a stall of tens of milliseconds, more on a
-//! disk with uneven sync times). So every connection of the store runs with
-//! `wal_autocheckpoint = 0` (`store.rs`), and this thread, on a connection of its own, runs a
-//! PASSIVE checkpoint every [`INTERVAL`]: it copies what no reader still needs, beside the
-//! writer, which goes on appending to the WAL meanwhile. SQLite still checkpoints on its own
-//! when the last connection closes.
+//! takes the WAL past 1,000 pages — on the message writer, that is a batch now and then
+//! waiting for a copy and a sync of the database file before its senders hear back, and every
+//! message queued behind it waiting too, for as long as the copy and the sync take. So every
+//! connection of the store runs with `wal_autocheckpoint = 0` (`store.rs`), and this thread,
+//! on a connection of its own, runs a PASSIVE checkpoint every [`INTERVAL`]: it copies what no
+//! reader still needs, beside the writer, which goes on appending to the WAL meanwhile.
+//! SQLite still checkpoints on its own when the last connection closes.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
@@ -20,8 +19,8 @@ use diesel::sqlite::SqliteConnection;
 
 use crate::group_commit::Connect;
 
-/// How often the WAL is checkpointed. At the message writer's busiest this is a few thousand
-/// pages a second, so each checkpoint copies about as much as SQLite's default (1,000 pages).
+/// How often the WAL is checkpointed: often enough that, at a few hundred commits a second
+/// of a few pages each, a checkpoint copies about what SQLite's default would (1,000 pages).
 pub(crate) const INTERVAL: Duration = Duration::from_millis(250);
 
 /// The checkpoint thread; it stops when this is dropped (with the store).
