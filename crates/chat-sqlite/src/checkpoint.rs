@@ -17,7 +17,7 @@ use chat_domain::error::RepoError;
 use diesel::RunQueryDsl;
 use diesel::sqlite::SqliteConnection;
 
-use crate::group_commit::Connect;
+use crate::store::{Connect, opened};
 
 /// How often the WAL is checkpointed: often enough that, at a few hundred commits a second
 /// of a few pages each, a checkpoint copies about what SQLite's default would (1,000 pages).
@@ -54,12 +54,8 @@ impl Checkpointer {
 /// One PASSIVE checkpoint: copies the WAL's frames that no reader still needs into the
 /// database file, without waiting for readers or the writer.
 fn checkpoint(conn: &mut Option<SqliteConnection>, connect: &Connect) -> Result<(), RepoError> {
-    let c = match conn {
-        Some(c) => c,
-        None => conn.insert(connect()?),
-    };
     diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)")
-        .execute(c)
+        .execute(opened(conn, connect)?)
         .map(drop)
         .map_err(|e| RepoError::new("checkpointing the sqlite WAL", e))
 }

@@ -37,6 +37,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::messages::insert_in_batch;
 use crate::search::insert_docs;
+use crate::store::{Connect, opened};
 
 /// The most messages committed in one transaction.
 pub(crate) const MAX_BATCH: usize = 256;
@@ -49,10 +50,6 @@ struct Request {
     message: NewMessage,
     reply: oneshot::Sender<Outcome>,
 }
-
-/// Opens a configured connection to the database (the writer's, and its replacement after a
-/// failure that left it unusable).
-pub(crate) type Connect = Box<dyn Fn() -> Result<SqliteConnection, RepoError> + Send>;
 
 /// The senders' end of the writer.
 #[derive(Clone)]
@@ -123,12 +120,9 @@ fn write_loop(
 /// (its transaction state broken) is dropped and the next batch opens another.
 fn commit_requests(conn: &mut Option<SqliteConnection>, connect: &Connect, requests: &mut Vec<Request>) {
     let (messages, replies): (Vec<NewMessage>, Vec<_>) = requests.drain(..).map(|r| (r.message, r.reply)).unzip();
-    let c = match conn {
-        Some(c) => c,
-        None => match connect() {
-            Ok(fresh) => conn.insert(fresh),
-            Err(e) => return fail_all(replies, &e),
-        },
+    let c = match opened(conn, connect) {
+        Ok(c) => c,
+        Err(e) => return fail_all(replies, &e),
     };
     let outcomes = commit_batch(c, &messages);
     if outcomes.is_err() && AnsiTransactionManager::is_broken_transaction_manager(c) {

@@ -23,10 +23,10 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 /// The schema, compiled in: `open` brings any database file up to date.
 pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 
-/// Set on every connection of the store. `busy_timeout` comes first so that the others wait for a
-/// lock instead of failing; WAL lets readers run beside the single writer; `synchronous=FULL`
-/// syncs the WAL on every commit, so nothing acknowledged is lost to a power cut. No commit
-/// checkpoints the WAL: a thread of the store does (`checkpoint.rs`).
+/// Set on every connection of the store. `busy_timeout` comes first so that the others wait
+/// for a lock instead of failing; WAL lets readers run beside the single writer;
+/// `synchronous=FULL` syncs the WAL on every commit, so nothing acknowledged is lost to a
+/// power cut. No commit checkpoints the WAL: a thread of the store does (`checkpoint.rs`).
 const CONNECTION_PRAGMAS: &str = "PRAGMA busy_timeout = 5000;
      PRAGMA journal_mode = WAL;
      PRAGMA synchronous = FULL;
@@ -117,10 +117,25 @@ pub(crate) fn connect(url: &str) -> diesel::ConnectionResult<SqliteConnection> {
     Ok(conn)
 }
 
-/// [`connect`] as the store's own threads call it, for `url`: the message writer (again after
-/// a failure) and the WAL checkpointer.
-pub(crate) fn connector(url: String) -> crate::group_commit::Connect {
+/// Opens a configured connection for a thread of the store that keeps one of its own — the
+/// message writer, the WAL checkpointer — and again after a failure that left it unusable.
+pub(crate) type Connect = Box<dyn Fn() -> Result<SqliteConnection, RepoError> + Send>;
+
+/// [`connect`] as the store's own threads call it, for `url`.
+pub(crate) fn connector(url: String) -> Connect {
     Box::new(move || connect(&url).map_err(|e| RepoError::new("opening the sqlite database", e)))
+}
+
+/// The connection a thread of the store keeps in `slot`, opened with `connect` when it has
+/// none (at the start, or after it was dropped as unusable).
+pub(crate) fn opened<'a>(
+    slot: &'a mut Option<SqliteConnection>,
+    connect: &Connect,
+) -> Result<&'a mut SqliteConnection, RepoError> {
+    match slot {
+        Some(c) => Ok(c),
+        None => Ok(slot.insert(connect()?)),
+    }
 }
 
 /// Prepares the file, checks WAL took effect and runs pending migrations; returns the
