@@ -66,6 +66,9 @@ pub struct ConnStats {
     errors: AtomicU64,
     stale: AtomicU64,
     closed: AtomicBool,
+    /// Set when a `Pace` command is given, cleared by the task once it has sent the step's
+    /// last message (see [`ConnStats::is_pacing`]).
+    pacing: AtomicBool,
     latency: Mutex<Option<Histogram<u64>>>,
     ack_latency: Mutex<Option<Histogram<u64>>>,
 }
@@ -124,6 +127,15 @@ impl ConnStats {
     #[must_use]
     pub fn acked(&self) -> u64 {
         self.acked.load(Ordering::Relaxed)
+    }
+
+    /// Whether the connection may still send messages of its paced step. Its last tick, due
+    /// at the step's end, can run after the step's own timer on this single-threaded
+    /// generator: the step reads `sent` once this is false (or the socket closed), so that
+    /// those last messages are neither left out of `sent` nor counted late in the next step.
+    #[must_use]
+    pub fn is_pacing(&self) -> bool {
+        self.pacing.load(Ordering::Acquire) && !self.is_closed()
     }
 
     /// Whether the socket has closed.
@@ -203,6 +215,9 @@ pub struct Conn {
 impl Conn {
     /// Sends a command to the task (ignored once the socket closed).
     pub fn command(&self, command: Command) {
+        if matches!(command, Command::Pace { .. }) {
+            self.stats.pacing.store(true, Ordering::Release);
+        }
         let _closed = self.commands.send(command);
     }
 
@@ -432,6 +447,8 @@ async fn run(
                         }
                         if now >= until {
                             mode = Mode::Idle;
+                            // After `sent` has counted the step's last message.
+                            stats.pacing.store(false, Ordering::Release);
                         } else {
                             // The next message is due at start + (sent + 1 − phase) / rate;
                             // never wake more often than every millisecond.
@@ -518,4 +535,55 @@ pub fn take_all(conns: &[Conn]) -> Totals {
         merge(&mut t.ack_latency, x.ack_latency);
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_paced_connection_sends_nothing_once_it_says_it_stopped_pacing() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("local address");
+        let server = tokio::spawn(crate::bare::serve(listener));
+        let shared = Arc::new(Shared::default());
+        let spec = ConnSpec {
+            protocol: Protocol::Bare,
+            addr,
+            path: "/ws?room=pacing".to_owned(),
+            join: Join::Nothing,
+            send_to: Some("pacing".to_owned()),
+            source: None,
+            idle: false,
+        };
+        let conn = open(spec, Arc::clone(&shared)).await.expect("open");
+        shared.set_step(1);
+
+        let until = Instant::now() + Duration::from_millis(200);
+        conn.command(Command::Pace { step: 1, per_sec: 1000.0, until });
+        assert!(conn.stats.is_pacing(), "pacing from the command on");
+        tokio::time::sleep_until(until).await;
+        let stopped = tokio::time::timeout(Duration::from_secs(5), async {
+            while conn.stats.is_pacing() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        assert!(stopped.is_ok(), "the step's last tick ran");
+        let sent = conn.stats.sent();
+        // 200 ms at 1,000/s (less the few ms the task took to start), the phase adding one at most.
+        assert!((190..=201).contains(&sent), "sent {sent}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(conn.stats.sent(), sent, "nothing sent after pacing ended");
+        // The bare room echoes every frame to its sender: all of them come back in this step.
+        let delivered = tokio::time::timeout(Duration::from_secs(5), async {
+            while conn.stats.delivered() < sent {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(delivered.is_ok(), "delivered {} of {sent}", conn.stats.delivered());
+        conn.close().await;
+        server.abort();
+    }
 }

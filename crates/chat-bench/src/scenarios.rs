@@ -152,6 +152,11 @@ impl Runner {
         let sent_end = Instant::now();
         let mut last = (u64::MAX, Instant::now());
         loop {
+            if senders.iter().any(|&i| conns[i].stats.is_pacing()) && sent_end.elapsed() < Duration::from_secs(5) {
+                // A sender's last tick is still to run: what it sends belongs to this step.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                continue;
+            }
             let sent: u64 = senders.iter().map(|&i| conns[i].stats.sent()).sum();
             let (done, wanted) = match drive {
                 Drive::Pace { .. } => (conns.iter().map(|c| c.stats.delivered()).sum::<u64>(), sent * recipients),
