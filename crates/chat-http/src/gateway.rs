@@ -61,6 +61,7 @@ use crate::error::ApiError;
 use crate::metrics::Transport;
 use crate::realtime::hub::{ConnId, Kill, Outbound, Queued};
 use crate::realtime::wire;
+use crate::socket_stream::{Readable, SocketStream};
 
 /// Gateway limits and timings.
 #[derive(Clone, Debug)]
@@ -118,7 +119,7 @@ const WRITE_BUFFER: usize = 8 * 1024;
 type InFlight = FuturesOrdered<Either<Ready<Result<Utf8Bytes, JoinError>>, JoinHandle<Utf8Bytes>>>;
 
 /// A socket's WebSocket, over the TCP stream of its upgraded connection.
-type WebSocket = WebSocketStream<TcpStream>;
+type WebSocket = WebSocketStream<SocketStream>;
 
 #[derive(Deserialize)]
 struct TokenQuery {
@@ -283,6 +284,8 @@ impl Admitted {
         // Copied out (usually nothing) so that the HTTP read buffer is freed now.
         let part = read.to_vec();
         drop(read);
+        let io = SocketStream::new(io);
+        let readable = io.readable();
         let ws = WebSocket::from_partially_read(io, part, Role::Server, Some(config)).await;
         let (tx, rx) = mpsc::channel(state.gateway.queue_capacity);
         let kill = Arc::new(Kill::default());
@@ -293,9 +296,10 @@ impl Admitted {
             id,
             connection,
             ws,
+            readable,
             kill,
             workspaces: HashSet::new(),
-            high_water: HashMap::new(),
+            high_water: HighWater::default(),
             last_heard: Instant::now(),
         };
         // The socket keeps its client IP for the audit log (`crate::audit`).
@@ -399,10 +403,11 @@ struct Socket {
     connection: Uuid,
     /// Read and written by the socket's one task: no lock between the two halves.
     ws: WebSocket,
+    /// Whether the client may have sent a frame the socket has not read (`socket_stream`).
+    readable: Arc<Readable>,
     kill: Arc<Kill>,
     workspaces: HashSet<Uuid>,
-    /// Highest `message:new` seq written per conversation: later duplicates are dropped.
-    high_water: HashMap<Uuid, i64>,
+    high_water: HighWater,
     last_heard: Instant,
 }
 
@@ -437,16 +442,47 @@ fn violation(e: &WsError) -> Option<CloseFrame> {
     Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) })
 }
 
-/// Whether a push is new to the socket: a `message:new` whose seq it already wrote (after a
-/// `resume`) is not. Records the seq of one that is.
-fn fresh(high_water: &mut HashMap<Uuid, i64>, out: &Outbound) -> bool {
-    let (Some(conversation), Some(seq)) = (out.conversation, out.seq) else { return true };
-    let seen = high_water.entry(conversation).or_insert(0);
-    if seq <= *seen {
-        return false;
+/// Highest `message:new` seq a socket wrote, per conversation: a push at or below it (a live
+/// push the socket already replayed with `resume`, or a repeat) is not written again.
+///
+/// Checked for every push the socket writes, so the conversation it wrote to last is kept
+/// beside the socket's other state and the map is touched only when a push of another
+/// conversation comes: a burst in one conversation — the common case, and every push of a
+/// socket in one conversation — costs a comparison, not a hash lookup in a table of its own.
+#[derive(Debug, Default)]
+struct HighWater {
+    /// The conversation written to last and its mark (its entry in `others`, if any, is stale).
+    recent: Option<(Uuid, i64)>,
+    others: HashMap<Uuid, i64>,
+}
+
+impl HighWater {
+    /// Records `seq` of `conversation` if it is above the mark; whether it was.
+    fn advance(&mut self, conversation: Uuid, seq: i64) -> bool {
+        let seen = match &mut self.recent {
+            Some((recent, seen)) if *recent == conversation => seen,
+            recent => {
+                if let Some((parked, mark)) = recent.take() {
+                    self.others.insert(parked, mark);
+                }
+                let mark = self.others.get(&conversation).copied().unwrap_or(0);
+                &mut recent.insert((conversation, mark)).1
+            }
+        };
+        if seq <= *seen {
+            return false;
+        }
+        *seen = seq;
+        true
     }
-    *seen = seq;
-    true
+
+    /// Whether a push is new to the socket (see [`HighWater`]); records the seq of one that is.
+    fn fresh(&mut self, out: &Outbound) -> bool {
+        match (out.conversation, out.seq) {
+            (Some(conversation), Some(seq)) => self.advance(conversation, seq),
+            _ => true,
+        }
+    }
 }
 
 /// Runs a write — unless the socket is killed while the write waits on a peer that stopped
@@ -459,6 +495,20 @@ async fn guarded(kill: &Kill, write: impl Future<Output = Result<(), WsError>>) 
         },
         code = kill.fired() => Flow::Close(Some(kill_reason(code))),
     }
+}
+
+/// The client's next frame. The stream is read only while the client may have sent
+/// something ([`Readable::wait`]): a wake for a push does not read it.
+fn next_frame<'a>(
+    ws: &'a mut WebSocket,
+    readable: &'a Readable,
+) -> impl Future<Output = Option<Result<Message, WsError>>> + 'a {
+    std::future::poll_fn(move |cx| {
+        if !readable.wait(cx) {
+            return Poll::Pending;
+        }
+        ws.poll_next_unpin(cx)
+    })
 }
 
 /// What woke a socket's task (`Socket::run`).
@@ -499,17 +549,18 @@ impl Socket {
         let close = loop {
             // Biased, pushes before the client's frames: a push is what wakes a busy socket,
             // and taking it before polling the stream and the timer saves those polls on most
-            // wakes (they are polled, and their wakers renewed, once the queue is empty). So
-            // that a socket under a steady stream of pushes still reads its client, pings and
-            // renews its presence, every `READ_TURN`-th push in a row lets the timer and the
-            // stream go first.
+            // wakes (the timer is polled, and its waker renewed, once the queue is empty; the
+            // stream only when the client may have sent something). So that a socket under a
+            // steady stream of pushes still reads its client, pings and renews its presence,
+            // every `READ_TURN`-th push in a row lets the timer and the stream go first.
             let wake = if pushes_in_a_row < READ_TURN {
                 tokio::select! {
                     biased;
                     code = &mut killed => Wake::Killed(code),
                     reply = sends.next(), if !sends.is_empty() => Wake::Reply(reply),
                     out = rx.recv() => Wake::Push(out),
-                    incoming = self.ws.next(), if sends.len() < MAX_SENDS_IN_FLIGHT => Wake::Frame(incoming),
+                    incoming = next_frame(&mut self.ws, &self.readable),
+                        if sends.len() < MAX_SENDS_IN_FLIGHT => Wake::Frame(incoming),
                     () = &mut timer => Wake::Timer,
                 }
             } else {
@@ -518,7 +569,8 @@ impl Socket {
                     code = &mut killed => Wake::Killed(code),
                     () = &mut timer => Wake::Timer,
                     reply = sends.next(), if !sends.is_empty() => Wake::Reply(reply),
-                    incoming = self.ws.next(), if sends.len() < MAX_SENDS_IN_FLIGHT => Wake::Frame(incoming),
+                    incoming = next_frame(&mut self.ws, &self.readable),
+                        if sends.len() < MAX_SENDS_IN_FLIGHT => Wake::Frame(incoming),
                     out = rx.recv() => Wake::Push(out),
                 }
             };
@@ -538,7 +590,11 @@ impl Socket {
                 Wake::Push(None) | Wake::Frame(None) => Flow::Close(None),
                 // Boxed: a frame's service call is a large state machine that an idle socket's
                 // task would otherwise carry inline (one allocation per frame).
-                Wake::Frame(Some(Ok(message))) => Box::pin(self.on_message(message, &mut sends)).await,
+                Wake::Frame(Some(Ok(message))) => {
+                    // The bytes that held this frame may hold the next one.
+                    self.readable.raise();
+                    Box::pin(self.on_message(message, &mut sends)).await
+                }
                 Wake::Frame(Some(Err(e))) => {
                     tracing::debug!(error = %e, "websocket protocol error");
                     Flow::Close(violation(&e))
@@ -630,12 +686,12 @@ impl Socket {
         let Self { ws, kill, high_water, .. } = self;
         let behind = rx.len();
         let batch = async {
-            if fresh(high_water, &first) {
+            if high_water.fresh(&first) {
                 ws.feed(Message::Text(first.frame.clone())).await?;
             }
             for _ in 0..behind {
                 let Ok(out) = rx.try_recv() else { break };
-                if fresh(high_water, &out) {
+                if high_water.fresh(&out) {
                     ws.feed(Message::Text(out.frame.clone())).await?;
                 }
             }
@@ -835,10 +891,7 @@ impl Socket {
                     chat.messages.list(self.user, conversation, MessageWindow::After { after }, RESUME_PAGE).await?;
                 let full = page.len() == RESUME_PAGE as usize;
                 for message in &page {
-                    let seen = self.high_water.entry(conversation.as_uuid()).or_insert(0);
-                    if message.seq > *seen {
-                        *seen = message.seq;
-                    }
+                    self.high_water.advance(conversation.as_uuid(), message.seq);
                     let frame = wire::frame(
                         server::MESSAGE_NEW,
                         serde_json::to_value(proto::MessageNew {
@@ -868,6 +921,51 @@ impl Socket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_socket_writes_each_seq_of_each_conversation_once_whatever_order_they_interleave_in() {
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let mut marks = HighWater::default();
+        // Each push against a map of the marks, the behaviour the fast path must keep.
+        let mut expected: HashMap<Uuid, i64> = HashMap::new();
+        let pushes = [
+            (a, 1),
+            (a, 2),
+            (a, 2),
+            (b, 1),
+            (a, 3),
+            (a, 1),
+            (b, 1),
+            (b, 3),
+            (c, 5),
+            (b, 2),
+            (a, 3),
+            (a, 4),
+            (c, 4),
+            (c, 6),
+            (b, 4),
+            (a, 4),
+            (a, 5),
+            (b, 4),
+            (c, 6),
+            (c, 7),
+        ];
+        let mut written = Vec::new();
+        for (conversation, seq) in pushes {
+            let mark = expected.entry(conversation).or_insert(0);
+            let new = seq > *mark;
+            *mark = (*mark).max(seq);
+            let out = Outbound { frame: Utf8Bytes::from_static(""), conversation: Some(conversation), seq: Some(seq) };
+            assert_eq!(marks.fresh(&out), new, "{conversation} seq {seq}");
+            if new {
+                written.push((conversation, seq));
+            }
+        }
+        assert_eq!(written.len(), 11, "{written:?}");
+        // Pushes that are not `message:new` always go out.
+        let other = Outbound { frame: Utf8Bytes::from_static(""), conversation: Some(a), seq: None };
+        assert!(marks.fresh(&other) && marks.fresh(&other));
+    }
 
     #[test]
     fn the_fuzzed_decoder_knows_every_client_event() {

@@ -39,6 +39,7 @@ pub mod realtime;
 pub mod request_id;
 mod routes;
 pub mod sanitize;
+mod socket_stream;
 
 /// Whether the service's dependencies answer (for `/readyz`).
 #[async_trait]
