@@ -35,6 +35,7 @@ use diesel::result::Error as DieselError;
 use diesel::sqlite::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::checkpoint::{self, Behind};
 use crate::messages::insert_in_batch;
 use crate::search::insert_docs;
 use crate::store::{Connect, opened};
@@ -64,13 +65,13 @@ impl InsertQueue {
     ///
     /// # Errors
     /// When the thread cannot be spawned.
-    pub(crate) fn start(writer: SqliteConnection, connect: Connect) -> Result<Self, RepoError> {
+    pub(crate) fn start(writer: SqliteConnection, connect: Connect, behind: Behind) -> Result<Self, RepoError> {
         let counters = Arc::new(GroupCommitCounters::default());
         let (tx, rx) = mpsc::channel(QUEUE);
         let shared = Arc::clone(&counters);
         std::thread::Builder::new()
             .name("sqlite-writer".to_owned())
-            .spawn(move || write_loop(Some(writer), &connect, rx, &shared))
+            .spawn(move || write_loop(Some(writer), &connect, rx, &shared, &behind))
             .map_err(|e| RepoError::new("starting the sqlite writer thread", e))?;
         Ok(Self { tx, counters })
     }
@@ -93,12 +94,15 @@ impl InsertQueue {
     }
 }
 
-/// The writer thread: takes what is queued (waiting when nothing is), commits it, answers.
+/// The writer thread: takes what is queued (waiting when nothing is), commits it, answers;
+/// after a batch, copies the WAL frames the checkpoint thread's last pass left behind
+/// (`checkpoint.rs`), so that its next transaction starts the WAL over.
 fn write_loop(
     mut conn: Option<SqliteConnection>,
     connect: &Connect,
     mut rx: mpsc::Receiver<Request>,
     counters: &GroupCommitCounters,
+    behind: &Behind,
 ) {
     let mut requests = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
@@ -113,6 +117,11 @@ fn write_loop(
         counters.record(size);
         let _span = tracing::debug_span!("insert_batch", size).entered();
         commit_requests(&mut conn, connect, &mut requests);
+        if behind.take()
+            && let Err(e) = opened(&mut conn, connect).and_then(checkpoint::checkpoint)
+        {
+            tracing::warn!(error = %e, "sqlite WAL checkpoint after a batch failed");
+        }
     }
 }
 
@@ -254,6 +263,31 @@ mod tests {
 
     async fn last_seq(store: &SqliteStore, conversation: ConversationId) -> i64 {
         store.find_conversation(conversation).await.expect("find").expect("exists").last_seq
+    }
+
+    /// The WAL header's checkpoint sequence number: SQLite adds one each time the WAL starts
+    /// over from its beginning.
+    fn wal_restarts(wal: &std::path::Path) -> u32 {
+        let header = std::fs::read(wal).expect("the WAL");
+        u32::from_be_bytes(header[12..16].try_into().expect("a WAL header"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn under_commits_back_to_back_the_wal_starts_over_instead_of_growing() {
+        let (dir, store, ada, c) = store_with(1).await;
+        let wal = dir.path().join("chat.db-wal");
+        store.insert_message(&message(c[0], ada, None)).await.expect("insert");
+        let before = wal_restarts(&wal);
+        // Each commit follows the last at once: the checkpoint thread never finds the WAL
+        // still; six of its passes go by.
+        let until = std::time::Instant::now() + 6 * checkpoint::INTERVAL;
+        let mut commits = 0_u32;
+        while std::time::Instant::now() < until {
+            store.insert_message(&message(c[0], ada, None)).await.expect("insert");
+            commits += 1;
+        }
+        let restarts = wal_restarts(&wal) - before;
+        assert!(restarts >= 2, "the WAL started over {restarts} times in {commits} commits");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -198,9 +198,10 @@ impl SqliteStore {
             .max_size(max_connections.max(1))
             .build()
             .map_err(|e| RepoError::new("building the sqlite connection pool", e))?;
-        let inserts = crate::group_commit::InsertQueue::start(writer, connector(writer_url))?;
+        let behind = crate::checkpoint::Behind::default();
+        let inserts = crate::group_commit::InsertQueue::start(writer, connector(writer_url), behind.clone())?;
         let checkpointer =
-            crate::checkpoint::Checkpointer::start(connector(checkpoint_url), crate::checkpoint::INTERVAL)?;
+            crate::checkpoint::Checkpointer::start(connector(checkpoint_url), crate::checkpoint::INTERVAL, behind)?;
         let store = Self { pool, path, inserts, _checkpointer: checkpointer };
         store.ping().await?;
         Ok(store)
