@@ -45,7 +45,7 @@ impl Behind {
         self.0.store(true, Ordering::Release);
     }
 
-    /// Whether a pass was left behind since the last call (and lowers the flag).
+    /// Whether a pass over a WAL with frames ended since the last call (and lowers the flag).
     pub(crate) fn take(&self) -> bool {
         self.0.swap(false, Ordering::AcqRel)
     }
