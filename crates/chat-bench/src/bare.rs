@@ -291,7 +291,7 @@ async fn pump(sink: &mut Sink, rx: &mut mpsc::Receiver<Utf8Bytes>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::net::SocketAddr;
 
     use futures_util::{SinkExt, StreamExt};
@@ -303,7 +303,8 @@ mod tests {
 
     type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-    fn start() -> (SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>) {
+    /// A bare server on a free port of this host, served by the test's runtime.
+    pub(crate) fn start() -> (SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("local address");
         (addr, tokio::spawn(serve(listener)))

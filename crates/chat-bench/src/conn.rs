@@ -543,9 +543,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_paced_connection_sends_nothing_once_it_says_it_stopped_pacing() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("local address");
-        let server = tokio::spawn(crate::bare::serve(listener));
+        let (addr, server) = crate::bare::tests::start();
         let shared = Arc::new(Shared::default());
         let spec = ConnSpec {
             protocol: Protocol::Bare,

@@ -23,6 +23,10 @@ use crate::wire::Protocol;
 /// Refining stops once the capacity and the failure above it are this close (5 %).
 const MIN_REFINEMENT: f64 = 1.05;
 
+/// The longest a step waits, after its senders' time is up, for their last sends and for
+/// the deliveries still under way.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
 /// Where things are and which cores to use.
 #[derive(Clone, Debug)]
 pub struct Env {
@@ -152,7 +156,7 @@ impl Runner {
         let sent_end = Instant::now();
         let mut last = (u64::MAX, Instant::now());
         loop {
-            if senders.iter().any(|&i| conns[i].stats.is_pacing()) && sent_end.elapsed() < Duration::from_secs(5) {
+            if senders.iter().any(|&i| conns[i].stats.is_pacing()) && sent_end.elapsed() < DRAIN_LIMIT {
                 // A sender's last tick is still to run: what it sends belongs to this step.
                 tokio::time::sleep(Duration::from_millis(1)).await;
                 continue;
@@ -172,7 +176,7 @@ impl Runner {
             } else {
                 last = (done, Instant::now());
             }
-            if sent_end.elapsed() > Duration::from_secs(5) {
+            if sent_end.elapsed() > DRAIN_LIMIT {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
